@@ -1,0 +1,43 @@
+# Quick start on a fresh Debian machine:  make demo   |   make test
+# Each target does its own set-up: system packages (when root and missing), .venv, pip.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests and the demo use: packet tools for cross-checks and the
+# tshark backend.
+SYS_CMDS := tcpdump:tcpdump tshark:tshark
+
+.PHONY: demo test sysdeps venv bench clean
+
+sysdeps:
+	@missing=""; \
+	for pair in $(SYS_CMDS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv python3-pip"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "not root: missing system packages:$$missing (tests that need them are skipped)"; fi; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: sysdeps venv
+	$(BIN)/egresslens demo
+
+test: sysdeps venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: sysdeps venv
+	$(BIN)/python bench/bench_capture.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info bench/out

@@ -1,0 +1,1 @@
+"""analyze: logs and inventory -> connection records, egress prediction, classification, findings."""

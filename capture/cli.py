@@ -1,0 +1,108 @@
+"""The ``egresslens capture`` group (mounted by the root group in ``analyze/cli.py``).
+
+Also home of the small CLI helpers every command shares (error handling, --format / -o),
+because this module and ``analyze/cli.py`` are the only ones that import click.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from capture.errors import EgresslensError
+from capture.output import FORMATS, TABLE_COLUMNS, write
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A one-line error on stderr and exit status 2 (bad input / usage)."""
+
+    exit_code = 2
+
+
+def fail_cleanly(func: F) -> F:
+    """Turn the package's errors into a one-line message and exit 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EgresslensError as exc:
+            raise CliError(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default=None,
+    help="Output format (default: from the -o extension, else table).",
+)  # fmt: skip
+output_option = click.option(
+    "-o", "--output", "out", default=None, metavar="OUT",
+    help="Output file, '-' for stdout, or DIR/ for a records folder.",
+)  # fmt: skip
+
+
+def note(message: str) -> None:
+    """A status or warning line on stderr."""
+    click.echo(f"egresslens: {message}", err=True)
+
+
+def parse_ports(text: str | None) -> frozenset[int] | None:
+    """``22,80,443`` -> {22, 80, 443}; raises click.BadParameter on junk."""
+    if not text:
+        return None
+    try:
+        ports = frozenset(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a port list: {text!r}", param_hint="--ports") from None
+    if not ports or any(not 0 < p < 65536 for p in ports):
+        raise click.BadParameter(f"ports must be 1-65535: {text!r}", param_hint="--ports")
+    return ports
+
+
+@click.group()
+def capture() -> None:
+    """Packets -> connection records (saved captures or a live interface)."""
+
+
+@capture.command("read")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@format_option
+@output_option
+@click.option("--observer", default=None, help="Destination host name to record as observer.")
+@click.option(
+    "--backend", type=click.Choice(["fast", "scapy", "tshark"]), default="fast",
+    show_default=True,
+    help="fast: vectorized reader; scapy: full scapy decode; tshark: through pyshark.",
+)  # fmt: skip
+@click.option("--ports", default=None, help="Only connections to/from these ports (22,80,443).")
+@click.option("--bpf", default=None, help="Only packets matching this BPF (tcpdump) filter.")
+@fail_cleanly
+def read_cmd(
+    files: tuple[str, ...],
+    fmt: str | None,
+    out: str | None,
+    observer: str | None,
+    backend: str,
+    ports: str | None,
+    bpf: str | None,
+) -> None:
+    """Read pcap / pcapng files (optionally .gz; '-' for stdin) into connection records."""
+    from capture.read import read_captures
+
+    result = read_captures(
+        list(files), backend=backend, observer=observer, ports=parse_ports(ports), bpf=bpf
+    )
+    for message in result.warnings:
+        note(f"warning: {message}")
+    where = write(result.records, fmt, out, table_columns=TABLE_COLUMNS)  # type: ignore[arg-type]
+    note(result.summary() + ("" if where == "stdout" else f" -> {where}"))
+    if result.errors:
+        for message in result.errors:
+            click.echo(f"Error: {message}", err=True)
+        raise SystemExit(2)
