@@ -106,9 +106,9 @@ SCHEMA: Final = pl.Schema(
         # From auth.log / journal.
         "ssh_user": pl.String,
         "ssh_auth": SSH_AUTH,
-        "ssh_method": pl.Categorical,
+        "ssh_method": pl.Categorical(),
         # First HTTP request of the connection (Host, or the TLS SNI for https).
-        "http_method": pl.Categorical,
+        "http_method": pl.Categorical(),
         "http_host": pl.String,
         "http_path": pl.String,
         "http_status": pl.UInt16,

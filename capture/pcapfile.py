@@ -1,0 +1,438 @@
+"""pcap and pcapng files (plain or gzip), read in large chunks of whole packet records.
+
+Specs: pcap, draft-ietf-opsawg-pcap (magic numbers for microsecond and nanosecond
+resolution, either byte order); pcapng, draft-ietf-opsawg-pcapng (SHB, IDB with
+``if_tsresol`` / ``if_tsoffset``, EPB, SPB, obsolete PB; several sections and interfaces
+with different link types in one file).
+
+The reader never dissects packets: it yields ``Chunk``s, each a buffer plus numpy arrays
+of where every packet's data starts, its lengths, time and link type.  Memory is bounded
+by the chunk size, not the file size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import mmap
+import os
+import struct
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+
+from capture.errors import CorruptCapture, InputError, NotACapture
+
+CHUNK_BYTES: Final = 64 << 20
+"""How much of the file is read at a time."""
+MAX_RECORD: Final = 64 << 20
+"""A record or block claiming more than this is corrupt, whatever the snaplen says."""
+DEFAULT_MAX_CAPLEN: Final = 262_144
+"""libpcap's largest snapshot length for most link types."""
+
+PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000),  # microseconds, little-endian
+    b"\xa1\xb2\xc3\xd4": (">", 1_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1),  # nanoseconds
+    b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Whole packet records from one stretch of a capture file."""
+
+    buf: bytes
+    """The bytes the offsets point into."""
+    off: np.ndarray
+    """int64: where each packet's data starts in ``buf``."""
+    caplen: np.ndarray
+    """int64: bytes of the packet present in the file."""
+    wirelen: np.ndarray
+    """int64: length of the packet on the wire."""
+    ts_ns: np.ndarray
+    """int64: capture time, ns since the epoch."""
+    linktype: np.ndarray
+    """int32: link-layer header type (LINKTYPE_*) of each packet."""
+    index: np.ndarray
+    """int64: 1-based packet number in the file."""
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+
+def _head(chunk: Chunk, n: int) -> Chunk:
+    """The first ``n`` packets of ``chunk``."""
+    return Chunk(
+        buf=chunk.buf, off=chunk.off[:n], caplen=chunk.caplen[:n], wirelen=chunk.wirelen[:n],
+        ts_ns=chunk.ts_ns[:n], linktype=chunk.linktype[:n], index=chunk.index[:n],
+    )  # fmt: skip
+
+
+def display_name(path: str) -> str:
+    """The name a file goes by in messages and ``origin`` (``-`` reads stdin)."""
+    return "stdin" if path == "-" else path
+
+
+def _open(path: str) -> tuple[IO[bytes], bytes]:
+    """Open ``path`` read-only (``-`` = stdin), undo gzip, and return (stream, first 4 bytes)."""
+    name = display_name(path)
+    try:
+        raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"{name}: cannot open: {exc.strerror}") from exc
+    head = raw.read(4)
+    stream: IO[bytes] = raw
+    if head[:2] == GZIP_MAGIC:
+        rest = _Prefixed(head, raw)
+        stream = gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[arg-type]
+        try:
+            head = stream.read(4)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise NotACapture(f"{name}: gzip data is corrupt: {exc}") from exc
+    if head in PCAP_MAGICS or head == PCAPNG_SHB:
+        return stream, head
+    stream.close()
+    if not head:
+        raise NotACapture(f"{name}: empty file, not a capture")
+    raise NotACapture(
+        f"{name}: not a pcap or pcapng capture (starts with {head!r}); "
+        "convert other formats with editcap or tshark -F pcap"
+    )
+
+
+class _Prefixed:
+    """A read-only stream that first returns ``prefix``, then the rest of ``raw``."""
+
+    def __init__(self, prefix: bytes, raw: IO[bytes]) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._prefix:
+            if n < 0:
+                out, self._prefix = self._prefix + self._raw.read(), b""
+                return out
+            out, self._prefix = self._prefix[:n], self._prefix[n:]
+            return out + (self._raw.read(n - len(out)) if n > len(out) else b"")
+        return self._raw.read(n)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class CaptureFile:
+    """One capture file, iterated as chunks of whole records.
+
+    After iteration, ``truncated`` says whether the file ended inside a record, and
+    ``packets`` how many records were read.  A corrupt record length raises
+    ``CorruptCapture`` after the chunks before it were yielded.
+    """
+
+    def __init__(self, path: str, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.path = path
+        self.name = display_name(path)
+        self.chunk_bytes = chunk_bytes
+        self.packets = 0
+        self.truncated: str | None = None
+        self._stream, self._magic = _open(path)
+        self.kind = "pcapng" if self._magic == PCAPNG_SHB else "pcap"
+
+    def close(self) -> None:
+        """Close the underlying file (not stdin)."""
+        if self.path != "-":
+            self._stream.close()
+
+    def __enter__(self) -> CaptureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self._stream.read(n)
+        except EOFError:  # gzip member cut short: treat like a truncated file
+            self._gzip_cut = True
+            return b""
+        except (OSError, zlib.error) as exc:
+            raise CorruptCapture(
+                f"{self.name}: read error after {self.packets:,} packets: {exc}"
+            ) from exc
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the file's records in order, about ``chunk_bytes`` of input at a time."""
+        self._gzip_cut = False
+        if self.kind == "pcap":
+            yield from self._pcap_chunks()
+        else:
+            yield from self._pcapng_chunks()
+
+    def _windows(self, start: int, carry: bytes) -> Iterator[tuple[Any, int, int, bool, int]]:
+        """Yield ``(buffer, pos, end, last, base)`` windows over the rest of the file.
+
+        The consumer walks the records that lie wholly in ``buffer[pos:end]`` and stores
+        where it stopped in ``self._stop``; the next window starts there.  ``last`` marks
+        the window that reaches the end of the file; ``buffer[i]`` is the file's byte
+        ``base + i``.  Plain files are memory-mapped (no
+        copy; pages already walked are dropped, so RSS stays flat whatever the file size);
+        gzip and stdin are read in blocks, carrying the unfinished record over.
+
+        Args:
+            start: file offset of the first record (memory-mapped files).
+            carry: bytes already read from the stream that belong to the first record.
+        """
+        size = -1
+        if isinstance(self._stream, io.BufferedReader) and self.path != "-":
+            try:
+                size = os.fstat(self._stream.fileno()).st_size
+            except OSError:
+                size = -1
+        if size > start:
+            mm = mmap.mmap(self._stream.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+                pos, end = start, min(start + self.chunk_bytes, size)
+                while True:
+                    self._stop = pos
+                    yield mm, pos, end, end == size, 0
+                    if end == size:
+                        return
+                    done = self._stop - self._stop % mmap.PAGESIZE
+                    if done:
+                        mm.madvise(mmap.MADV_DONTNEED, 0, done)
+                    # No record finished in this window (one larger than it): widen it.
+                    end = min((end if self._stop == pos else self._stop) + self.chunk_bytes, size)
+                    pos = self._stop
+            finally:
+                try:
+                    mm.close()
+                except BufferError:  # a numpy view still alive: the GC closes it later
+                    pass
+        data = carry
+        base = start - len(carry)
+        while True:
+            block = self._read(self.chunk_bytes)
+            data = data + block if data else block
+            self._stop = 0
+            yield data, 0, len(data), not block, base
+            if not block:
+                return
+            base += self._stop
+            data = data[self._stop :]
+
+    def _truncated(self, what: str, rest: int, offset: int) -> None:
+        if rest or self._gzip_cut:
+            self.truncated = (
+                f"{self.name}: truncated after {self.packets:,} packets ({rest:,} bytes of an "
+                f"incomplete {what} at byte offset {offset:,} ignored)"
+            )
+
+    # --- pcap ---------------------------------------------------------------------------
+
+    def _pcap_chunks(self) -> Iterator[Chunk]:
+        endian, ns_per_unit = PCAP_MAGICS[self._magic]
+        header = self._magic + self._read(20)
+        if len(header) < 24:
+            self.truncated = f"{self.name}: truncated inside the 24-byte file header"
+            return
+        _maj, _min, _zone, _sig, snaplen, network = struct.unpack(endian + "HHiIII", header[4:])
+        linktype = network & 0x0FFFFFFF  # upper bits carry the FCS length flag
+        limit = min(max(snaplen, DEFAULT_MAX_CAPLEN), MAX_RECORD)
+        incl_at = struct.Struct(endian + "I").unpack_from
+        dtype = np.dtype(endian + "u4")
+        for data, pos, n, last, base in self._windows(24, b""):
+            starts: list[int] = []
+            append = starts.append
+            # The hot loop only follows record lengths; the lengths are checked against
+            # the limit afterwards, vectorized over the whole window.
+            try:
+                while True:
+                    nxt = pos + 16 + incl_at(data, pos + 8)[0]
+                    if nxt > n:
+                        break
+                    append(pos)
+                    pos = nxt
+            except struct.error:  # fewer than 16 bytes left
+                pass
+            if pos + 16 <= n and incl_at(data, pos + 8)[0] > limit:
+                starts.append(pos)  # a length no window can satisfy: let the check name it
+            if starts:
+                chunk = self._pcap_chunk(data, starts, dtype, ns_per_unit, linktype)
+                bad = np.flatnonzero(chunk.caplen > limit)
+                if len(bad):
+                    i = int(bad[0])
+                    self.packets -= len(chunk) - i
+                    if i:
+                        yield _head(chunk, i)
+                    raise CorruptCapture(
+                        f"{self.name}: packet {int(chunk.index[i]):,} at byte offset "
+                        f"{base + int(chunk.off[i]) - 16:,}: record length "
+                        f"{int(chunk.caplen[i]):,} exceeds the snapshot length {snaplen:,}; "
+                        f"corrupt file, stopped after {self.packets:,} packets"
+                    )
+                yield chunk
+            self._stop = pos
+            if last:
+                self._truncated("record", n - pos, base + pos)
+                return
+
+    def _pcap_chunk(
+        self, data: Any, starts: list[int], dtype: np.dtype, ns_per_unit: int, linktype: int
+    ) -> Chunk:
+        pos = np.asarray(starts, dtype=np.int64)
+        raw = np.frombuffer(data, dtype=np.uint8)
+        hdr = raw[pos[:, None] + np.arange(16)].view(dtype).astype(np.int64)
+        first = self.packets + 1
+        self.packets += len(starts)
+        return Chunk(
+            buf=data,
+            off=pos + 16,
+            caplen=hdr[:, 2],
+            wirelen=hdr[:, 3],
+            ts_ns=hdr[:, 0] * 1_000_000_000 + hdr[:, 1] * ns_per_unit,
+            linktype=np.full(len(starts), linktype, dtype=np.int32),
+            index=np.arange(first, first + len(starts), dtype=np.int64),
+        )
+
+    # --- pcapng -------------------------------------------------------------------------
+
+    def _pcapng_chunks(self) -> Iterator[Chunk]:
+        endian = "<"
+        # Per interface of the current section: (linktype, snaplen, ns multiplier, divisor,
+        # offset in ns); a new section header starts a new list.
+        ifaces: list[tuple[int, int, int, int, int]] = []
+        for data, pos, n, last, base in self._windows(0, self._magic):
+            offs: list[int] = []
+            caps: list[int] = []
+            wires: list[int] = []
+            times: list[int] = []
+            links: list[int] = []
+            error: CorruptCapture | None = None
+            try:
+                while pos + 12 <= n:
+                    if data[pos : pos + 4] == PCAPNG_SHB:
+                        bom = data[pos + 8 : pos + 12]
+                        if bom == b"\x4d\x3c\x2b\x1a":
+                            endian = "<"
+                        elif bom == b"\x1a\x2b\x3c\x4d":
+                            endian = ">"
+                        else:
+                            raise CorruptCapture(
+                                f"{self.name}: section header at byte offset {base + pos:,} has "
+                                f"a bad byte-order magic {bom!r}; corrupt file, stopped"
+                            )
+                    btype, blen = struct.unpack_from(endian + "II", data, pos)
+                    if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                        raise CorruptCapture(
+                            f"{self.name}: block at byte offset {base + pos:,} (after "
+                            f"{self.packets + len(offs):,} packets) has an impossible length "
+                            f"{blen:,}; corrupt file, stopped"
+                        )
+                    if pos + blen > n:
+                        break
+                    body = pos + 8
+                    if btype == 6 or btype == 2:  # Enhanced / obsolete Packet Block
+                        if btype == 6:
+                            iface, hi, lo, cap, wire = struct.unpack_from(
+                                endian + "IIIII", data, body
+                            )
+                        else:
+                            iface, _drops, hi, lo, cap, wire = struct.unpack_from(
+                                endian + "HHIIII", data, body
+                            )
+                        if iface >= len(ifaces) or cap > blen - 32:
+                            raise self._bad_block(base + pos, len(offs), iface, cap, ifaces)
+                        lt, _snap, mul, div, tsoff = ifaces[iface]
+                        offs.append(body + 20)
+                        caps.append(cap)
+                        wires.append(wire)
+                        times.append(((hi << 32) | lo) * mul // div + tsoff)
+                        links.append(lt)
+                    elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
+                        if not ifaces:
+                            raise self._bad_block(base + pos, len(offs), 0, 0, ifaces)
+                        (wire,) = struct.unpack_from(endian + "I", data, body)
+                        lt, snap, *_ = ifaces[0]
+                        offs.append(body + 4)
+                        caps.append(min(wire, blen - 16, snap or wire))
+                        wires.append(wire)
+                        times.append(0)
+                        links.append(lt)
+                    elif btype == 1:  # Interface Description Block
+                        ifaces.append(self._idb(data, body, pos + blen - 4, endian))
+                    elif btype == 0x0A0D0D0A:
+                        ifaces = []
+                    pos += blen
+            except CorruptCapture as exc:
+                error = exc  # the packets before it are still good: yield them first
+            if offs:
+                first = self.packets + 1
+                self.packets += len(offs)
+                yield Chunk(
+                    buf=data,
+                    off=np.asarray(offs, dtype=np.int64),
+                    caplen=np.asarray(caps, dtype=np.int64),
+                    wirelen=np.asarray(wires, dtype=np.int64),
+                    ts_ns=np.asarray(times, dtype=np.int64),
+                    linktype=np.asarray(links, dtype=np.int32),
+                    index=np.arange(first, first + len(offs), dtype=np.int64),
+                )
+            if error is not None:
+                raise error
+            self._stop = pos
+            if last:
+                self._truncated("block", n - pos, base + pos)
+                return
+
+    def _bad_block(
+        self, offset: int, pending: int, iface: int, cap: int, ifaces: list[object]
+    ) -> CorruptCapture:
+        why = (
+            f"refers to interface {iface} but the section describes {len(ifaces)}"
+            if iface >= len(ifaces)
+            else f"claims {cap:,} captured bytes, more than the block holds"
+        )
+        return CorruptCapture(
+            f"{self.name}: packet {self.packets + pending + 1:,} (block at byte offset "
+            f"{offset:,}) {why}; corrupt file, stopped"
+        )
+
+    @staticmethod
+    def _idb(data: bytes, body: int, end: int, endian: str) -> tuple[int, int, int, int, int]:
+        linktype, _reserved, snaplen = struct.unpack_from(endian + "HHI", data, body)
+        mul, div, base = 1_000, 1, 0  # default resolution: microseconds
+        pos = body + 8
+        while pos + 4 <= end:
+            code, length = struct.unpack_from(endian + "HH", data, pos)
+            value = data[pos + 4 : pos + 4 + length]
+            if code == 0:
+                break
+            if code == 9 and length >= 1:  # if_tsresol
+                res = value[0]
+                if res & 0x80:
+                    mul, div = 1_000_000_000, 1 << (res & 0x7F)
+                else:
+                    exp = res
+                    mul, div = (10 ** (9 - exp), 1) if exp <= 9 else (1, 10 ** (exp - 9))
+            elif code == 14 and length == 8:  # if_tsoffset, seconds
+                base = struct.unpack(endian + "q", value)[0] * 1_000_000_000
+            pos += 4 + length + (-length % 4)
+        return linktype, snaplen, mul, div, base
+
+
+def is_capture(path: Path) -> bool:
+    """Whether ``path`` starts like a pcap, pcapng, or a gzip of either (cheap sniff)."""
+    try:
+        stream, _ = _open(str(path))
+    except InputError:
+        return False
+    stream.close()
+    return True
