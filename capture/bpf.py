@@ -52,6 +52,11 @@ def _libpcap() -> Any:
     return _lib
 
 
+# pcap_open_dead takes DLT_* values; these LINKTYPE_* numbers differ from their DLT_*
+# (tcpdump.org/linktypes.html): RAW, ATM_RFC1483, SLIP_BSDOS, PPP_BSDOS.
+_LINKTYPE_TO_DLT = {101: 12, 100: 11, 102: 15, 103: 16}
+
+
 class Filter:
     """A BPF expression, compiled lazily for each link type it meets."""
 
@@ -65,7 +70,7 @@ class Filter:
         prog = self._programs.get(linktype)
         if prog is None:
             lib = _libpcap()
-            handle = lib.pcap_open_dead(linktype, 262_144)
+            handle = lib.pcap_open_dead(_LINKTYPE_TO_DLT.get(linktype, linktype), 262_144)
             prog = _Program()
             if lib.pcap_compile(handle, ctypes.byref(prog), self.expression.encode(), 1, 0) != 0:
                 err = lib.pcap_geterr(handle).decode(errors="replace")

@@ -100,8 +100,9 @@ def read_cmd(
     )
     for message in result.warnings:
         note(f"warning: {message}")
-    where = write(result.records, fmt, out, table_columns=TABLE_COLUMNS)  # type: ignore[arg-type]
-    note(result.summary() + ("" if where == "stdout" else f" -> {where}"))
+    if result.records.height or not result.errors:
+        where = write(result.records, fmt, out, table_columns=TABLE_COLUMNS)  # type: ignore[arg-type]
+        note(result.summary() + ("" if where == "stdout" else f" -> {where}"))
     if result.errors:
         for message in result.errors:
             click.echo(f"Error: {message}", err=True)

@@ -61,7 +61,7 @@ def _flatten_for_csv(df: pl.DataFrame) -> pl.DataFrame:
         elif isinstance(dtype, pl.Datetime):
             exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
         elif isinstance(dtype, pl.Duration):
-            exprs.append((col.dt.total_microseconds() / 1_000_000).alias(name))
+            exprs.append((col.dt.total_microseconds() / 1_000_000).round(6).alias(name))
         elif isinstance(dtype, (pl.Struct, pl.Array)):
             exprs.append(col.struct.json_encode() if isinstance(dtype, pl.Struct) else col)
         else:

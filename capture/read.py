@@ -42,9 +42,11 @@ class ReadResult:
         )
 
 
-def _fast_aggregates(path: str, stats: DecodeStats, bpf: object) -> tuple[pl.DataFrame, str | None]:
+def _fast_aggregates(
+    path: str, stats: DecodeStats, bpf: object, chunk_bytes: int | None
+) -> tuple[pl.DataFrame, str | None]:
     builder = ChunkedBuilder()
-    with CaptureFile(path) as cf:
+    with CaptureFile(path, **({"chunk_bytes": chunk_bytes} if chunk_bytes else {})) as cf:
         try:
             for chunk in cf.chunks():
                 keep = None
@@ -86,8 +88,12 @@ def read_capture(
     observer: str | None = None,
     bpf: object = None,
     stats: DecodeStats | None = None,
+    chunk_bytes: int | None = None,
 ) -> tuple[pl.DataFrame, list[str]]:
     """Records of one capture file and its warnings.
+
+    ``chunk_bytes`` sets how much of the file the fast path handles at a time (tests use
+    tiny chunks to put a connection's packets in different chunks).
 
     Raises:
         NotACapture: the file is not a capture.
@@ -100,7 +106,7 @@ def read_capture(
     warnings: list[str] = []
     try:
         if backend == "fast":
-            aggs, truncated = _fast_aggregates(path, file_stats, bpf)
+            aggs, truncated = _fast_aggregates(path, file_stats, bpf, chunk_bytes)
             if truncated:
                 warnings.append(truncated)
         elif backend == "scapy":

@@ -75,7 +75,19 @@ def iter_packets(
             if bpf is not None and not bpf.matches(linktype, data, meta.wirelen):
                 stats.filtered += 1
                 continue
-            if linktype == 239:
+            if linktype in (0, 108):
+                # scapy's Loopback layer knows only some BSDs' AF_INET6 values.
+                if len(data) < 4:
+                    stats.malformed += 1
+                    continue
+                family = int.from_bytes(data[:4], "big")
+                if linktype == 0 and family >= 256:
+                    family = int.from_bytes(data[:4], "little")
+                if family not in (2, 24, 28, 30):
+                    stats.non_ip += 1
+                    continue
+                pkt = (IP if family == 2 else IPv6)(data[4:])
+            elif linktype == 239:
                 inner = _nflog_inner(data)
                 if inner is None:
                     stats.malformed += 1
