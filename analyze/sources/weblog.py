@@ -1,0 +1,399 @@
+"""Web access logs (nginx / Apache combined, common, vhost_combined, custom formats, JSON lines); see https://nginx.org/en/docs/http/ngx_http_log_module.html and https://httpd.apache.org/docs/current/mod/mod_log_config.html.
+
+One record per request line: the TCP peer as ``src_ip`` (``$remote_addr`` / ``%h`` / ``%a``),
+``src_port`` when the format logs ``$remote_port`` / ``%{remote}p``, and the ``http_*`` fields.
+A custom nginx ``log_format`` or Apache ``LogFormat`` string given as ``log_format`` is compiled
+into one extraction regex; JSON-lines logs are read through a field map (JSON paths).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+
+from analyze.sources._common import (
+    Scan,
+    concat_scans,
+    conform,
+    empty_scan,
+    origin,
+    rejects_of,
+    scan_lines,
+)
+from capture.errors import UsageError
+from capture.schema import SCHEMA
+
+__all__ = [
+    "COMBINED_RE",
+    "DEFAULT_FIELD_MAP",
+    "NAME",
+    "PRESETS",
+    "SCHEMA",
+    "compile_log_format",
+    "looks_like",
+    "looks_like_json",
+    "parse_field_map",
+    "scan",
+]
+
+NAME: Final = "weblog"
+
+_Q: Final = r'(?:[^"\\]|\\.)*'  # the inside of a quoted, backslash-escaped field
+
+COMBINED_RE: Final = (
+    r"^(?:(?<vhost>[^\s:]+):(?<vport>\d+) )?"  # vhost_combined "%v:%p "
+    rf'(?:"(?<xffpre>{_Q})" )?'  # a quoted X-Forwarded-For list before the client
+    r"(?<client>[^\s,]+(?:, [^\s,]+)*) \S+ (?<user>\S+) \[(?<time_local>[^\]]+)\] "
+    rf'"(?:(?<method>[A-Za-z]+) (?<path>(?:[^ "\\]|\\.)*)(?: HTTP/[\d.]+)?|{_Q})" '
+    r"(?<status>\d{3}) (?:\d+|-)"
+    rf'(?: "(?<referer>{_Q})" "(?<ua>{_Q})")?'
+    rf'(?: "(?<xff>{_Q})")?(?: .*)?$'
+)
+"""Common, combined and vhost_combined in one pattern, trailing extra fields allowed."""
+
+PRESETS: Final[dict[str, str]] = {
+    "combined": '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent"',
+    "common": '%h %l %u %t "%r" %>s %b',
+    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+}
+"""Named formats accepted by ``log_format``."""
+
+# Our field for each nginx variable / Apache directive; others are matched and dropped.
+_NGINX_FIELDS: Final[dict[str, str]] = {
+    "remote_addr": "client",
+    "binary_remote_addr": "client",
+    "realip_remote_addr": "client",
+    "remote_port": "port",
+    "realip_remote_port": "port",
+    "time_local": "time_local",
+    "time_iso8601": "time_iso",
+    "msec": "msec",
+    "request": "request",
+    "request_method": "method",
+    "request_uri": "path",
+    "uri": "path",
+    "status": "status",
+    "http_user_agent": "ua",
+    "http_x_forwarded_for": "xff",
+    "host": "host",
+    "http_host": "host",
+    "server_name": "host",
+    "server_addr": "dst_ip",
+    "server_port": "dst_port",
+}
+_APACHE_FIELDS: Final[dict[str, str]] = {
+    "h": "client",
+    "a": "client",
+    "{c}a": "client",
+    "{remote}p": "port",
+    "t": "time_local",
+    "r": "request",
+    ">s": "status",
+    "s": "status",
+    "<s": "status",
+    "m": "method",
+    "U": "path",
+    "{User-Agent}i": "ua",
+    "{X-Forwarded-For}i": "xff",
+    "{Host}i": "host",
+    "v": "host",
+    "V": "host",
+    "A": "dst_ip",
+    "p": "dst_port",
+    "{local}p": "dst_port",
+    "{canonical}p": "dst_port",
+}
+_FIELD_RE: Final[dict[str, str]] = {
+    "port": r"\d+|-",
+    "status": r"\d{3}",
+    "dst_port": r"\d+|-",
+    "msec": r"\d+(?:\.\d+)?",
+}
+
+_NGINX_TOKEN: Final = re.compile(r"\$(\w+|\{\w+\})")
+_APACHE_TOKEN: Final = re.compile(r"%[<>!,\d]*(\{[^}]*\})?([a-zA-Z%])")
+
+
+def compile_log_format(fmt: str) -> str:
+    """Compile an nginx ``log_format`` or Apache ``LogFormat`` string into an extraction regex.
+
+    Each variable becomes a named group when it feeds a record field (``$remote_addr`` ->
+    ``client``, ``%{User-Agent}i`` -> ``ua``, ...) and an anonymous match otherwise; inside
+    double quotes a value may hold spaces and backslash escapes, outside it is one token.
+
+    Args:
+        fmt: the format string, or a preset name (``combined``, ``common``, ``vhost_combined``).
+
+    Returns:
+        A Rust-regex pattern anchored at both ends.
+
+    Raises:
+        UsageError: the string holds no variable at all.
+    """
+    fmt = PRESETS.get(fmt, fmt)
+    apache = "$" not in fmt and "%" in fmt
+    token = _APACHE_TOKEN if apache else _NGINX_TOKEN
+    out, used, pos, quoted, found = ["^"], set(), 0, False, False
+    for m in token.finditer(fmt):
+        literal = fmt[pos : m.start()]
+        quoted ^= literal.count('"') % 2 == 1
+        out.append(re.escape(literal).replace("\\ ", " "))
+        pos = m.end()
+        if apache:
+            name = (m.group(1) or "") + m.group(2)
+            name = name.replace(">", "").replace("<", "") if name.endswith("s") else name
+            field = _APACHE_FIELDS.get(name) or _APACHE_FIELDS.get(
+                m.group(0)[1:].lstrip("<>!,0123456789")
+            )
+            if m.group(2) == "%":
+                out.append("%")
+                continue
+        else:
+            field = _NGINX_FIELDS.get(m.group(1).strip("{}"))
+        found = True
+        if field == "time_local":
+            # Apache's %t prints its own brackets; nginx's [$time_local] has them as literals.
+            inner = r"[^\]]+"
+            value = rf"\[(?<time_local>{inner})\]" if apache else rf"(?<time_local>{inner})"
+            out.append(value if field not in used else value.replace("?<time_local>", "?:"))
+            used.add(field)
+            continue
+        pattern = _FIELD_RE.get(field or "", _Q if quoted else r"\S*")
+        if field and field not in used:
+            out.append(f"(?<{field}>{pattern})")
+            used.add(field)
+        else:
+            out.append(f"(?:{pattern})")
+    tail = fmt[pos:]
+    out.append(re.escape(tail).replace("\\ ", " ") + "$")
+    if not found:
+        raise UsageError(f"--log-format: no $variable or %directive in {fmt!r}")
+    return "".join(out)
+
+
+def looks_like(lines: Sequence[str]) -> bool:
+    """True when most of the first lines are common / combined access log lines."""
+    frame = pl.DataFrame({"line": list(lines)}, schema={"line": pl.String})
+    share = frame.select(pl.col("line").str.contains(COMBINED_RE).mean()).item()
+    return bool(share is not None and share >= 0.5)
+
+
+def looks_like_json(lines: Sequence[str]) -> bool:
+    """True when the first lines are JSON objects that look like HTTP requests."""
+    return bool(lines) and all(
+        line.lstrip().startswith("{") and ("status" in line or "request" in line)
+        for line in lines[:5]
+    )
+
+
+# --- turning extracted text into record columns ------------------------------------------
+
+
+def _time(local: pl.Expr, iso: pl.Expr, msec: pl.Expr) -> pl.Expr:
+    return pl.coalesce(
+        local.str.to_datetime("%d/%b/%Y:%H:%M:%S %z", strict=False, time_zone="UTC"),
+        iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC"),
+        pl.from_epoch(
+            (msec.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64), time_unit="us"
+        ).dt.replace_time_zone("UTC"),
+    ).dt.cast_time_unit("us")
+
+
+def _dash(expr: pl.Expr) -> pl.Expr:
+    """``-`` (and empty) means "not logged"."""
+    return pl.when(expr.is_in(["-", ""])).then(None).otherwise(expr)
+
+
+def _records(parsed: pl.LazyFrame, observer: str | None) -> pl.LazyFrame:
+    """Columns named after ``_NGINX_FIELDS`` values -> record schema."""
+    have = set(parsed.collect_schema().names())
+
+    def col(name: str) -> pl.Expr:
+        return pl.col(name) if name in have else pl.lit(None, pl.String)
+
+    request = col("request").str.extract_groups(
+        r"^(?<m>[A-Za-z]+) (?<p>(?:[^ \\]|\\.)*)(?: HTTP/[\d.]+)?$"
+    )
+    clients = col("client").str.split(", ")
+    xff_parts = [col("xffpre"), clients.list.slice(0, clients.list.len() - 1).list.join(", ")]
+    prefix_xff = pl.concat_str([_dash(x) for x in xff_parts], separator=", ", ignore_nulls=True)
+    return parsed.with_columns(
+        _rq=request,
+        ts=_time(col("time_local"), col("time_iso"), col("msec")),
+        src_ip=clients.list.last(),
+    ).select(
+        **origin(NAME),
+        ts=pl.col("ts"),
+        observer=pl.lit(observer, pl.String),
+        src_ip=pl.col("src_ip"),
+        src_port=_dash(col("port")).cast(pl.UInt16, strict=False),
+        dst_ip=_dash(col("dst_ip")),
+        dst_port=_dash(col("dst_port")).cast(pl.UInt16, strict=False),
+        proto=pl.lit("tcp"),
+        service=pl.lit("http"),
+        http_method=pl.coalesce(col("method"), pl.col("_rq").struct.field("m")).cast(
+            pl.Categorical
+        ),
+        http_host=_dash(pl.coalesce(col("host"), col("vhost"))),
+        http_path=pl.coalesce(col("path"), pl.col("_rq").struct.field("p")),
+        http_status=col("status").cast(pl.UInt16, strict=False),
+        http_user_agent=_dash(col("ua")),
+        http_xff=pl.coalesce(_dash(col("xff")), pl.when(prefix_xff != "").then(prefix_xff)),
+    )
+
+
+def _scan_text(path: Path, pattern: str, observer: str | None) -> tuple[Scan, list[str]]:
+    lines, notes = scan_lines(path)
+    groups = set(re.findall(r"\(\?<(\w+)>", pattern))
+    if "client" not in groups:
+        raise UsageError("--log-format: the format must log the client ($remote_addr or %h)")
+    nonblank = lines.filter(pl.col("line").str.strip_chars() != "")
+    parsed = nonblank.with_columns(_m=pl.col("line").str.extract_groups(pattern)).unnest("_m")
+    ok = pl.col("client").is_not_null()
+    records = conform(_records(parsed.filter(ok), observer))
+    if not {"time_local", "time_iso", "msec"} & groups:
+        notes.append(f"{path}: the log format has no time; ts is null")
+    scan = Scan(
+        records=records,
+        rejects=rejects_of(parsed.filter(~ok)),
+        skipped=lines.select(
+            pl.lit(str(path)).alias("source"),
+            (pl.col("line").str.strip_chars() == "").sum().cast(pl.UInt32).alias("skipped"),
+        ),
+    )
+    return scan, notes
+
+
+# --- JSON lines ------------------------------------------------------------------------------
+
+DEFAULT_FIELD_MAP: Final[dict[str, tuple[str, ...]]] = {
+    "client": ("remote_addr", "request.remote_ip", "client_ip", "remote_ip", "ClientHost"),
+    "port": ("remote_port", "request.remote_port", "ClientPort"),
+    "time_iso": ("time_iso8601", "time", "timestamp", "@timestamp", "StartUTC"),
+    "time_local": ("time_local",),
+    "msec": ("msec", "ts"),
+    "request": ("request",),
+    "method": ("request_method", "request.method", "method", "RequestMethod"),
+    "path": ("request_uri", "request.uri", "uri", "RequestPath"),
+    "host": ("host", "http_host", "request.host", "RequestHost"),
+    "status": ("status", "DownstreamStatus"),
+    "ua": ("http_user_agent", "user_agent", "request.headers['User-Agent'][0]"),
+    "xff": ("http_x_forwarded_for", "request.headers['X-Forwarded-For'][0]"),
+}
+"""Where each field is looked for in a JSON access log (nginx ``escape=json``, Caddy, Traefik)."""
+
+_MAP_KEYS: Final = {
+    "src_ip": "client",
+    "src_port": "port",
+    "ts": "time_iso",
+    "http_method": "method",
+    "http_path": "path",
+    "http_host": "host",
+    "http_status": "status",
+    "http_user_agent": "ua",
+    "http_xff": "xff",
+    "request": "request",
+    "time_local": "time_local",
+    "msec": "msec",
+}
+
+
+def parse_field_map(text: str | None) -> dict[str, tuple[str, ...]]:
+    """``src_ip=client.ip,ts=when`` -> the field map, defaults for fields not named.
+
+    Keys are record columns (``src_ip``, ``src_port``, ``ts``, ``http_method``, ``http_path``,
+    ``http_host``, ``http_status``, ``http_user_agent``, ``http_xff``) or ``request`` /
+    ``time_local`` / ``msec``; values are dotted JSON paths.
+
+    Raises:
+        UsageError: an unknown key or a pair without ``=``.
+    """
+    mapping = dict(DEFAULT_FIELD_MAP)
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in _MAP_KEYS or not value.strip():
+            raise UsageError(
+                f"--field-map: bad pair {pair.strip()!r}; use KEY=json.path with KEY one of "
+                + ", ".join(_MAP_KEYS)
+            )
+        mapping[_MAP_KEYS[key]] = (value.strip(),)
+    return mapping
+
+
+def _scan_json(
+    path: Path, field_map: Mapping[str, Sequence[str]], observer: str | None
+) -> tuple[Scan, list[str]]:
+    lines, notes = scan_lines(path)
+    nonblank = lines.filter(pl.col("line").str.strip_chars() != "")
+    line = pl.col("line")
+    parsed = nonblank.with_columns(
+        **{
+            field: pl.coalesce([line.str.json_path_match(f"$.{p}") for p in paths])
+            for field, paths in field_map.items()
+        }
+    )
+    ok = pl.col("client").is_not_null()
+    return (
+        Scan(
+            records=conform(_records(parsed.filter(ok), observer)),
+            rejects=rejects_of(parsed.filter(~ok)),
+            skipped=lines.select(
+                pl.lit(str(path)).alias("source"),
+                (pl.col("line").str.strip_chars() == "").sum().cast(pl.UInt32).alias("skipped"),
+            ),
+        ),
+        notes,
+    )
+
+
+def scan(
+    paths: Sequence[Path],
+    *,
+    log_format: str | None = None,
+    json: bool = False,
+    field_map: Mapping[str, Sequence[str]] | None = None,
+    observer: str | None = None,
+) -> Scan:
+    """Read access logs into one record per request.
+
+    Args:
+        paths: access log files (``.gz`` or not).
+        log_format: an nginx ``log_format`` / Apache ``LogFormat`` string or a preset name;
+            default: common / combined / vhost_combined with optional trailing fields.
+        json: the files are JSON lines (one object per request).
+        field_map: for JSON, where each field is (see ``DEFAULT_FIELD_MAP``).
+        observer: host name to record as observer (access logs do not name their host).
+
+    Returns:
+        A lazy ``Scan``.
+
+    Raises:
+        UsageError: a ``log_format`` without variables or without the client.
+        InputError: a file cannot be read.
+    """
+    if not paths:
+        return empty_scan()
+    pattern = compile_log_format(log_format) if log_format else COMBINED_RE
+    scans, notes = [], []
+    for path in paths:
+        if json:
+            one, more = _scan_json(Path(path), field_map or DEFAULT_FIELD_MAP, observer)
+        else:
+            one, more = _scan_text(Path(path), pattern, observer)
+        scans.append(one)
+        notes += more
+    merged = concat_scans(scans)
+    return Scan(
+        records=merged.records,
+        rejects=merged.rejects,
+        skipped=merged.skipped,
+        notes=tuple(notes),
+    )
