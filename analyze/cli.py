@@ -25,6 +25,119 @@ cli.add_command(capture_group)
 
 # --- logs commands (issue 4) ----------------------------------------------------------
 
+_LOG_TYPES = (
+    "auto", "authlog", "journal", "nginx", "apache", "jsonlog", "w3c", "zeek", "zeekjson",
+    "nsgflow", "vnetflow",
+)  # fmt: skip
+
+
+_LOG_TABLE = (
+    "ts", "observer", "evidence", "src_ip", "src_port", "dst_port", "state", "ssh_user",
+    "ssh_auth", "http_method", "http_path", "http_status", "origin",
+)  # fmt: skip
+
+
+@click.group("logs")
+def logs_group() -> None:
+    """Logs -> connection records (auth.log, journal, access logs, W3C, Zeek, flow logs)."""
+
+
+@logs_group.command("read")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
+    help="Log type of every file; auto detects each file's type from its content.",
+)  # fmt: skip
+@click.option(
+    "--log-format", default=None, metavar="FMT",
+    help="nginx log_format or Apache LogFormat string (or combined, common, vhost_combined).",
+)  # fmt: skip
+@click.option(
+    "--field-map", default=None, metavar="K=PATH,...",
+    help="JSON access logs: where fields are, e.g. src_ip=request.remote_ip,ts=time.",
+)  # fmt: skip
+@click.option(
+    "--year", type=int, default=None,
+    help="Year of each syslog file's first line (default: from the file's mtime).",
+)  # fmt: skip
+@click.option(
+    "--tz", default="UTC", show_default=True, metavar="ZONE",
+    help="Zone of syslog times that carry none (IANA name, e.g. Europe/Paris).",
+)  # fmt: skip
+@click.option("--observer", default=None, help="Host name for evidence that names none.")
+@click.option("--rejects", "rejects_out", default=None, metavar="FILE",
+              help="Write rejected lines (source, lineno, line) to FILE (.csv/.ndjson/.parquet).")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any line is rejected.")
+@format_option
+@output_option
+@fail_cleanly
+def logs_read_cmd(
+    files: tuple[str, ...],
+    log_type: str,
+    log_format: str | None,
+    field_map: str | None,
+    year: int | None,
+    tz: str,
+    observer: str | None,
+    rejects_out: str | None,
+    strict: bool,
+    fmt: str | None,
+    out: str | None,
+) -> None:
+    """Read log files into connection records (the type is detected from content)."""
+    import os
+    from pathlib import Path
+
+    import polars as pl
+
+    from analyze.sources import read_logs
+    from capture.cli import CliError, note
+    from capture.output import guess_format, write
+
+    result = read_logs(
+        files, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
+        year=year, tz=tz, observer=observer,
+    )  # fmt: skip
+    for message in result.notes:
+        note(message)
+    size = sum(os.path.getsize(f) for f in files)
+    if size > 100_000_000:
+        note(f"reading {size / 1e6:,.0f} MB in {len(files)} file(s) ...")
+    sink_to = None
+    if out and out != "-" and not out.endswith(os.sep) and not Path(out).is_dir():
+        if guess_format(out, fmt) == "parquet":  # type: ignore[arg-type]
+            sink_to = Path(out)
+    try:
+        if sink_to is not None:
+            # Stream straight to Parquet: memory stays bounded whatever the input size.
+            tmp = sink_to.with_name(f".{sink_to.name}.partial")
+            sink = result.records.sink_parquet(tmp, lazy=True)
+            _, rejects, skipped = pl.collect_all([sink, result.rejects, result.skipped])
+            os.replace(tmp, sink_to)
+            n_records = pl.scan_parquet(sink_to).select(pl.len()).collect().item()
+            where = str(sink_to)
+        else:
+            records, rejects, skipped = pl.collect_all(
+                [result.records, result.rejects, result.skipped]
+            )
+            n_records = records.height
+            where = write(records, fmt, out, table_columns=_LOG_TABLE)  # type: ignore[arg-type]
+    except pl.exceptions.PolarsError as exc:
+        raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
+    n_skipped = int(skipped["skipped"].sum() or 0)
+    summary = f"{n_records:,} records, {rejects.height:,} rejected lines, {n_skipped:,} skipped"
+    note(summary + ("" if where == "stdout" else f" -> {where}"))
+    if rejects.height:
+        first = rejects.row(0, named=True)
+        note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
+    if rejects_out:
+        write(rejects, None, rejects_out)
+    if strict and rejects.height:
+        raise SystemExit(1)
+
+
+cli.add_command(logs_group)
+
 # --- analyze / demo commands (issue 5) ------------------------------------------------
 
 
