@@ -28,7 +28,7 @@ import numpy as np
 
 from capture.errors import CorruptCapture, InputError, NotACapture
 
-CHUNK_BYTES: Final = 64 << 20
+CHUNK_BYTES: Final = 32 << 20
 """How much of the file is read at a time."""
 MAX_RECORD: Final = 64 << 20
 """A record or block claiming more than this is corrupt, whatever the snaplen says."""
@@ -142,11 +142,18 @@ class CaptureFile:
         self.chunk_bytes = chunk_bytes
         self.packets = 0
         self.truncated: str | None = None
+        self._mm: mmap.mmap | None = None
         self._stream, self._magic = _open(path)
         self.kind = "pcapng" if self._magic == PCAPNG_SHB else "pcap"
 
     def close(self) -> None:
-        """Close the underlying file (not stdin)."""
+        """Close the underlying file (not stdin) and its memory map."""
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a numpy view is still alive: the GC closes the map later
+                pass
+            self._mm = None
         if self.path != "-":
             self._stream.close()
 
@@ -196,26 +203,22 @@ class CaptureFile:
             except OSError:
                 size = -1
         if size > start:
-            mm = mmap.mmap(self._stream.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                mm.madvise(mmap.MADV_SEQUENTIAL)
-                pos, end = start, min(start + self.chunk_bytes, size)
-                while True:
-                    self._stop = pos
-                    yield mm, pos, end, end == size, 0
-                    if end == size:
-                        return
-                    done = self._stop - self._stop % mmap.PAGESIZE
-                    if done:
-                        mm.madvise(mmap.MADV_DONTNEED, 0, done)
-                    # No record finished in this window (one larger than it): widen it.
-                    end = min((end if self._stop == pos else self._stop) + self.chunk_bytes, size)
-                    pos = self._stop
-            finally:
-                try:
-                    mm.close()
-                except BufferError:  # a numpy view still alive: the GC closes it later
-                    pass
+            # Closed in close(), not here: chunks handed out may still point into it.
+            mm = self._mm = mmap.mmap(self._stream.fileno(), 0, access=mmap.ACCESS_READ)
+            mm.madvise(mmap.MADV_SEQUENTIAL)
+            pos, end = start, min(start + self.chunk_bytes, size)
+            while True:
+                self._stop = pos
+                yield mm, pos, end, end == size, 0
+                if end == size:
+                    return
+                # Pages behind us leave RSS (a later touch reloads them from the page cache).
+                done = self._stop - self._stop % mmap.PAGESIZE
+                if done:
+                    mm.madvise(mmap.MADV_DONTNEED, 0, done)
+                # No record finished in this window (one larger than it): widen it.
+                end = min((end if self._stop == pos else self._stop) + self.chunk_bytes, size)
+                pos = self._stop
         data = carry
         base = start - len(carry)
         while True:
