@@ -23,6 +23,103 @@ cli.add_command(capture_group)
 
 # --- inventory / predict commands (issue 3) -------------------------------------------
 
+
+@cli.group()
+def inventory() -> None:
+    """Azure network inventory: native YAML, az / ARM JSON, templates, Service Tags."""
+
+
+@inventory.command("show")
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="table: one aligned table per resource type; json: an object of tables + warnings.",
+)  # fmt: skip
+@fail_cleanly
+def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
+    """Load inventory SOURCE files / folders and print the normalized tables."""
+    import json as _json
+
+    from analyze.inventory import load as load_inventory
+    from capture.cli import note
+    from capture.output import to_json_rows, write
+
+    inv = load_inventory(sources)
+    tables = inv.tables(display=fmt == "table")
+    for message in inv.warnings:
+        note(f"warning: {message}")
+    if fmt == "json":
+        doc = {name: to_json_rows(df) for name, df in tables.items()}
+        doc["warnings"] = list(inv.warnings)  # type: ignore[assignment]
+        click.echo(_json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    for name, df in tables.items():
+        click.echo(f"== {name} ({df.height})")
+        write(df, "table", None)
+    note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings")
+
+
+@cli.command("predict")
+@click.option(
+    "--inventory", "sources", multiple=True, required=True, metavar="SOURCE",
+    help="Inventory file or folder (repeat for several): YAML, az / ARM JSON, Service Tags.",
+)  # fmt: skip
+@click.argument("more", nargs=-1, metavar="[SOURCE...]")
+@click.option("--vm", default=None, help="Only this VM's ipconfigs.")
+@click.option("--destination", default=None, metavar="IP",
+              help="Predict for this destination (private paths, specific routes); default: internet.")  # fmt: skip
+@click.option("--allowlist", default=None, metavar="NAME|FILE",
+              help="Allowlist from the inventory by name, or a file; adds the 'allowed' column.")  # fmt: skip
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
+    help="Output format (default: from the -o extension, else table).",
+)  # fmt: skip
+@output_option
+@fail_cleanly
+def predict_cmd(
+    sources: tuple[str, ...],
+    more: tuple[str, ...],
+    vm: str | None,
+    destination: str | None,
+    allowlist: str | None,
+    fmt: str | None,
+    out: str | None,
+) -> None:
+    """Expected egress of every VM NIC ipconfig, with the reason and the fix."""
+    from pathlib import Path
+
+    from analyze import predict as prediction
+    from analyze.inventory import load as load_inventory
+    from analyze.inventory import load_allowlist
+    from capture.cli import note
+    from capture.errors import UsageError
+    from capture.output import guess_format, write
+
+    inv = load_inventory(sources + more)
+    for message in inv.warnings:
+        note(f"warning: {message}")
+    chosen = None
+    if allowlist is not None:
+        chosen = inv.allowlist(allowlist)
+        if chosen is None:
+            if not Path(allowlist).exists():
+                names = ", ".join(a.name for a in inv.allowlists.values()) or "none loaded"
+                raise UsageError(f"--allowlist {allowlist!r}: no such allowlist or file ({names})")
+            chosen = load_allowlist(allowlist)
+    preds = prediction.predict(inv, destination, allowlist=chosen, vm=vm)
+    resolved = guess_format(out, fmt)  # type: ignore[arg-type]
+    if resolved == "table":
+        ordered = prediction.by_importance(preds)
+        df = prediction.frame(ordered, with_allowed=chosen is not None)
+        write(df, "table", out, table_columns=prediction.TABLE_COLUMNS)
+        if not out or out == "-":
+            click.echo("\n" + prediction.explain(ordered), nl=False)
+        return
+    where = write(prediction.frame(preds, with_allowed=chosen is not None), resolved, out)
+    if where != "stdout":
+        note(f"{len(preds)} predictions -> {where}")
+
+
 # --- logs commands (issue 4) ----------------------------------------------------------
 
 _LOG_TYPES = (

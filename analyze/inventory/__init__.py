@@ -1,0 +1,89 @@
+"""The Azure network inventory: loaders for what users have, one normalized model.
+
+Public API (used by ``analyze.predict`` and the classifier):
+
+* ``load(paths) -> Inventory``: any mix of native YAML, az CLI / ARM JSON, ARM templates,
+  Service Tags and allowlist files (or folders of them); ``Inventory.warnings`` lists
+  missing references.
+* ``Inventory``: typed tables (``vms``, ``nics``, ``ipconfigs``, ``load_balancers``,
+  ``frontends``, ``pools``, ``rules``, ``nat_gateways``, ``firewalls``, ``subnets``, ...),
+  ``proxies``, ``allowlists``, ``known_ranges``; ``service_tags`` (a polars frame in
+  ``SERVICE_TAGS_SCHEMA``); ``address_table()`` (every owned address in ``ADDRESS_SCHEMA``);
+  ``tables()`` (every table as a frame).
+* ``load_allowlist(path)``: one allowlist file on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analyze.inventory.load import load
+from analyze.inventory.model import (
+    ADDRESS_SCHEMA,
+    SERVICE_TAGS_SCHEMA,
+    Allowlist,
+    AllowRule,
+    BackendPool,
+    Firewall,
+    Frontend,
+    Inventory,
+    IpConfig,
+    KnownRange,
+    LbRule,
+    LoadBalancer,
+    NatGateway,
+    Nic,
+    PrivateEndpoint,
+    Probe,
+    Proxy,
+    PublicIp,
+    PublicIpPrefix,
+    Route,
+    RouteTable,
+    ScaleSet,
+    Subnet,
+    Vm,
+    Vnet,
+)
+
+
+def load_allowlist(path: str | Path) -> Allowlist:
+    """Load a single allowlist file (text, App Service, NSG, storage or SQL JSON).
+
+    Raises:
+        InventoryError: the file is not exactly one allowlist.
+    """
+    from analyze.inventory.allowlists import from_path
+
+    return from_path(Path(path))
+
+
+__all__ = [
+    "ADDRESS_SCHEMA",
+    "SERVICE_TAGS_SCHEMA",
+    "AllowRule",
+    "Allowlist",
+    "BackendPool",
+    "Firewall",
+    "Frontend",
+    "Inventory",
+    "IpConfig",
+    "KnownRange",
+    "LbRule",
+    "LoadBalancer",
+    "NatGateway",
+    "Nic",
+    "PrivateEndpoint",
+    "Probe",
+    "Proxy",
+    "PublicIp",
+    "PublicIpPrefix",
+    "Route",
+    "RouteTable",
+    "ScaleSet",
+    "Subnet",
+    "Vm",
+    "Vnet",
+    "load",
+    "load_allowlist",
+]

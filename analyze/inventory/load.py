@@ -1,0 +1,161 @@
+"""``load(paths)``: any mix of inventory files -> one ``Inventory``, type auto-detected.
+
+Per file: a text allowlist (``.txt``/``.lst``/``.list``, or a file that is only addresses),
+else JSON (when it starts with ``{`` or ``[``), else YAML.  Per document: an ARM template,
+a Service Tags file, the native YAML, an allowlist document, a ``{"value": [...]}`` page,
+a list, or one Azure resource (type from ``type`` or the id).  A folder loads every
+``*.json``, ``*.yaml``, ``*.yml`` and ``*.txt`` file in it, sorted by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capture.errors import InventoryError, ParseError, clip
+
+from analyze.inventory import allowlists, azure, native, servicetags, template
+from analyze.inventory.build import Builder
+from analyze.inventory.model import Inventory, Route
+from analyze.inventory.node import Node
+
+TEXT_SUFFIXES = (".txt", ".lst", ".list")
+FOLDER_GLOBS = ("*.json", "*.yaml", "*.yml", "*.txt")
+
+
+def load(paths: Iterable[str | Path]) -> Inventory:
+    """Load and link every inventory file in ``paths`` (files or folders).
+
+    Args:
+        paths: Files (native YAML, az / ARM JSON, templates, Service Tags, allowlists) or
+            folders of them.
+
+    Returns:
+        The linked ``Inventory``; ``.warnings`` lists missing references and skipped input.
+
+    Raises:
+        InventoryError: unreadable or malformed input, naming the file and the JSON / YAML
+            path (or line) of the problem.
+        ParseError: a text allowlist line that is not an address.
+    """
+    builder = Builder()
+    for path in _expand(paths):
+        load_file(path, builder)
+    return builder.finish()
+
+
+def _expand(paths: Iterable[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted({f for g in FOLDER_GLOBS for f in path.glob(g)})
+            if not found:
+                raise InventoryError(f"{path}: folder holds no inventory files")
+            out += found
+        elif not path.exists():
+            raise InventoryError(f"{path}: no such file")
+        else:
+            out.append(path)
+    return out
+
+
+def load_file(path: Path, into: Builder) -> None:
+    """Detect what ``path`` holds and add it to ``into``."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"{source}: cannot read: {exc}") from None
+    stem = path.name.split(".", 1)[0]
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        into.add(allowlists.read_text(text, source, stem))
+        return
+    stripped = text.lstrip()
+    if not stripped:
+        raise InventoryError(f"{source}: empty file")
+    if stripped[0] in "{[":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InventoryError(
+                f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}"
+            ) from None
+    else:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "?"
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise InventoryError(f"{source}: {where}: invalid YAML: {problem}") from None
+        if not isinstance(doc, (Mapping, list)):
+            # A file of bare addresses reads as one YAML scalar: it is a text allowlist.
+            try:
+                into.add(allowlists.read_text(text, source, stem))
+            except ParseError as exc:
+                raise InventoryError(
+                    f"{source}: not an inventory document (native YAML, az / ARM JSON, "
+                    f"Service Tags or allowlist): {exc}"
+                ) from None
+            return
+    load_document(doc, source, stem, into)
+
+
+def load_document(doc: Any, source: str, stem: str, into: Builder) -> None:
+    """Dispatch one parsed document (see the module docstring)."""
+    routes: list[Route] = []
+    _dispatch(doc, "$", source, stem, into, routes, top=True)
+    if routes:
+        into.effective_routes[stem.lower()] = (tuple(routes), source)
+
+
+def _dispatch(
+    doc: Any, path: str, source: str, stem: str, into: Builder, routes: list[Route], *, top: bool
+) -> None:
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            _dispatch(item, f"{path}[{i}]", source, stem, into, routes, top=False)
+        return
+    if not isinstance(doc, Mapping):
+        raise InventoryError(f"{source}: {path}: expected an object, got {clip(doc)}")
+    if top and template.detect(doc):
+        for resource, where in template.expand(doc, source):
+            node = Node(resource, where, source)
+            if not azure.load(node, into):
+                into.warn(f"{source}: {where}: ignored resource of type {resource.get('type')}")
+        return
+    if top and servicetags.detect(doc):
+        into.service_tags.append(servicetags.load(doc, source))
+        return
+    if top and native.detect(doc):
+        native.load(doc, source, into)
+        return
+    node = Node(doc, path, source)
+    kind = allowlists.detect(doc)
+    if kind is not None:
+        into.add(allowlists.load(kind, node, stem))
+        return
+    page = next((v for k, v in doc.items() if isinstance(k, str) and k.lower() == "value"), None)
+    if isinstance(page, list) and not azure.resource_type(node):
+        key = next(k for k in doc if isinstance(k, str) and k.lower() == "value")
+        _dispatch(page, f"{path}.{key}", source, stem, into, routes, top=False)
+        return
+    if azure.load(node, into):
+        return
+    if node.has("nextHopType") and not node.has("id"):
+        routes.append(azure.route_of(node))
+        return
+    rtype = azure.resource_type(node)
+    if rtype is not None:
+        into.warn(f"{source}: {path}: ignored resource of type {node.str('type') or rtype}")
+        return
+    raise InventoryError(
+        f"{source}: {path}: not an inventory document: expected native YAML sections, an "
+        "Azure resource (with id or type), a {\"value\": [...]} page, a template, Service "
+        f"Tags or an allowlist; got keys {clip(sorted(str(k) for k in doc)[:8])}"
+    )
