@@ -143,6 +143,7 @@ class CaptureFile:
         self.packets = 0
         self.truncated: str | None = None
         self._mm: mmap.mmap | None = None
+        self._gzip_cut = False
         self._stream, self._magic = _open(path)
         self.kind = "pcapng" if self._magic == PCAPNG_SHB else "pcap"
 
@@ -164,19 +165,33 @@ class CaptureFile:
         self.close()
 
     def _read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; fewer only at the end of the input.
+
+        Reads in pieces so that a gzip stream cut short still gives everything before the
+        cut (``GzipFile.read`` drops what it decompressed when it hits the cut).
+        """
+        if self._gzip_cut:
+            return b""
+        pieces: list[bytes] = []
+        want = n
+        read = getattr(self._stream, "read1", self._stream.read)
         try:
-            return self._stream.read(n)
+            while want > 0:
+                piece = read(min(want, 1 << 20))
+                if not piece:
+                    break
+                pieces.append(piece)
+                want -= len(piece)
         except EOFError:  # gzip member cut short: treat like a truncated file
             self._gzip_cut = True
-            return b""
         except (OSError, zlib.error) as exc:
             raise CorruptCapture(
                 f"{self.name}: read error after {self.packets:,} packets: {exc}"
             ) from exc
+        return b"".join(pieces)
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield the file's records in order, about ``chunk_bytes`` of input at a time."""
-        self._gzip_cut = False
         if self.kind == "pcap":
             yield from self._pcap_chunks()
         else:
@@ -247,7 +262,7 @@ class CaptureFile:
             self.truncated = f"{self.name}: truncated inside the 24-byte file header"
             return
         _maj, _min, _zone, _sig, snaplen, network = struct.unpack(endian + "HHiIII", header[4:])
-        linktype = network & 0x0FFFFFFF  # upper bits carry the FCS length flag
+        linktype = network & 0xFFFF  # bits 26-31 say whether frames carry an FCS, and its size
         limit = min(max(snaplen, DEFAULT_MAX_CAPLEN), MAX_RECORD)
         incl_at = struct.Struct(endian + "I").unpack_from
         dtype = np.dtype(endian + "u4")

@@ -47,6 +47,7 @@ def iter_packets(
     from scapy.layers.inet import TCP as ScapyTCP
     from scapy.layers.inet import UDP as ScapyUDP
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+    from scapy.layers.ipsec import AH
     from scapy.utils import RawPcapNgReader, RawPcapReader
 
     name = display_name(path)
@@ -98,7 +99,7 @@ def iter_packets(
                     continue
                 pkt = (IP if family == 2 else IPv6)(ipdata)
             else:
-                cls = conf.l2types.get(linktype & 0x0FFFFFFF)
+                cls = conf.l2types.get(linktype & 0xFFFF)
                 if cls is None:
                     stats.unsupported_linktype[linktype] += 1
                     continue
@@ -121,6 +122,11 @@ def iter_packets(
                     stats.fragments += 1
                     continue
                 transport = ip6.getlayer(ScapyTCP) or ip6.getlayer(ScapyUDP)
+                ah = ip6.getlayer(AH)
+                if transport is None and ah is not None and ah.nh in (TCP, UDP):
+                    # scapy leaves what follows an AH header undissected
+                    ah.payload = (ScapyTCP if ah.nh == TCP else ScapyUDP)(bytes(ah.payload))
+                    transport = ah.payload
                 proto = ip6.nh if transport is None else (TCP if transport.name == "TCP" else UDP)
                 ext = len(bytes(ip6.payload)) - (len(bytes(transport)) if transport else 0)
                 l4_len = (ip6.plen - ext) if ip6.plen else len(bytes(ip6.payload)) - ext
