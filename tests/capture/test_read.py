@@ -121,41 +121,6 @@ def test_ports_keep_only_matching_connections() -> None:
     assert all(22 in (r["src_port"], r["dst_port"]) for r in only22.iter_rows(named=True))
 
 
-@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
-@pytest.mark.parametrize(
-    ("name", "expr"),
-    [
-        ("ethernet_vlan.pcap", "tcp port 22"),
-        ("ethernet_vlan.pcap", "vlan and tcp"),
-        ("ethernet_vlan.pcap", "not host 192.0.2.20"),
-        ("rawip_ns_le.pcap", "tcp port 22"),
-        ("rawip_ns_le.pcap", "udp or ip6"),
-        ("sll2.pcap", "not host 192.0.2.20"),
-    ],
-)
-def test_bpf_selects_what_tcpdump_selects(name: str, expr: str, tmp_path: Path) -> None:
-    import subprocess
-
-    path = str(PCAPS / name)
-    filtered = tmp_path / "f.pcapng"
-    subprocess.run(
-        ["tcpdump", "-r", path, "-w", str(filtered), expr],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    ours = read_captures([path], bpf=expr)
-    theirs = read_captures([str(filtered)])
-    assert ours.stats.packets - ours.stats.filtered == theirs.stats.packets
-    cols = [c for c in SCHEMA.names() if c not in ("conn_id", "origin")]
-    assert_frame_equal(ours.records.select(cols), theirs.records.select(cols))
-
-
-def test_bad_bpf_is_a_usage_error() -> None:
-    from capture.errors import UsageError
-
-    with pytest.raises(UsageError, match="--bpf 'tcp port banana'"):
-        read_captures([str(PCAPS / "ethernet_vlan.pcap")], bpf="tcp port banana")
-
-
 # --- broken input -----------------------------------------------------------------------------
 
 
