@@ -341,7 +341,6 @@ class _Engine:
                     f"gateway (forced tunnelling), so {who} leaves through on-premises: the "
                     "source is your on-premises edge NAT address, which the Azure inventory "
                     "does not hold.",
-                    resource="VirtualNetworkGateway",
                 )  # fmt: skip
             if hop == "none":
                 return make(

@@ -140,11 +140,14 @@ def _dispatch(
     if kind is not None:
         into.add(allowlists.load(kind, node, stem))
         return
-    page = next((v for k, v in doc.items() if isinstance(k, str) and k.lower() == "value"), None)
-    if isinstance(page, list) and not azure.resource_type(node):
-        key = next(k for k in doc if isinstance(k, str) and k.lower() == "value")
-        _dispatch(page, f"{path}.{key}", source, stem, into, routes, top=False)
-        return
+    # A REST list page {"value": [...]} or an `az graph query` page {"data": [...]}.
+    for key, page in doc.items():
+        if (
+            isinstance(key, str) and key.lower() in ("value", "data")
+            and isinstance(page, list) and not azure.resource_type(node)
+        ):  # fmt: skip
+            _dispatch(page, f"{path}.{key}", source, stem, into, routes, top=False)
+            return
     if azure.load(node, into):
         return
     if node.has("nextHopType") and not node.has("id"):

@@ -336,7 +336,7 @@ class _Reader:
             )
         )  # fmt: skip
 
-    _SHORT = ("private_ip", "subnet", "public_ip", "pools", "nat_rules")
+    _SHORT = ("private_ip", "subnet", "public_ip", "public_ip_sku", "pools", "nat_rules")
 
     def _nics(self, vm: Node) -> list[Node]:
         """The VM's NICs; the shorthand puts one NIC's single ipconfig on the VM itself."""
@@ -385,6 +385,8 @@ class _Reader:
                 )
             )  # fmt: skip
             ipcs = nic.objs("ipconfigs")
+            if nic.path == node.path:  # the single-NIC shorthand: its keys sit on the VM
+                ipcs = [Node(c.value, node.path, node.source) for c in ipcs]
             for i, ipc in enumerate(ipcs):
                 _check(ipc, ("name", "primary", "private_ip", "subnet", "public_ip",
                              "public_ip_sku", "pools", "nat_rules", "nat_pools"))  # fmt: skip

@@ -1,0 +1,571 @@
+"""analyze/predict.py: one test per decision-table row and per modifier (docs/azure-egress.md §1).
+
+Every expectation below is read off the fixture and the table by hand: the fixture's comment
+says which row it exercises, and the expected addresses are the ones written in it.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any, get_args
+
+import hypothesis.strategies as st
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from polars.testing import assert_schema_equal
+
+from analyze.cli import cli
+from analyze.inventory import load
+from analyze.inventory.build import Builder
+from analyze.inventory.load import load_document
+from analyze.predict import (
+    BASIC_RETIRED,
+    PREDICTION_SCHEMA,
+    ROWS,
+    Prediction,
+    default_snat_ports,
+    frame,
+    predict,
+)
+from capture.errors import UsageError
+from capture.schema import EgressClass
+
+ROOT = Path(__file__).resolve().parents[2]
+INV = ROOT / "tests" / "data" / "inventory"
+ARTICLE = ROOT / "pcaps" / "inventory" / "article.yaml"
+
+JSON_KEYS = [
+    "vm", "nic", "ipconfig", "private_ip", "destination", "class", "via", "resource",
+    "expected_ips", "row", "confidence", "reason", "fixes", "snat_ports",
+]  # fmt: skip
+
+
+def one(preds: list[Prediction], vm: str, ipconfig: str = "ipconfig1", nic: str | None = None) -> Prediction:
+    hits = [p for p in preds if p.vm == vm and p.ipconfig == ipconfig and (nic is None or p.nic == nic)]
+    assert len(hits) == 1, [(p.vm, p.nic, p.ipconfig) for p in preds]
+    return hits[0]
+
+
+# (fixture, vm, destination, class, via, expected_ips, row, confidence, snat_ports)
+ROW_CASES: list[tuple[str, str, str | None, str, str | None, list[str], str, str, int | None]] = [
+    ("row_A", "vm1", "10.0.1.5", "private", None, ["10.0.0.4"], "A", "documented", None),
+    ("row_B", "vm1", "52.239.184.180", "private", None, ["10.0.0.4"], "B", "documented", None),
+    ("row_C", "vm1", "10.1.0.10", "private", None, ["10.0.0.4"], "C", "inferred", None),
+    ("row_C", "vm1", "192.168.7.1", "private", None, ["10.0.0.4"], "C", "inferred", None),
+    ("row_C", "vm1", "10.0.200.1", "private", None, ["10.0.0.4"], "C", "inferred", None),
+    ("row_1", "vm1", None, "firewall", None, ["20.0.1.1"], "1", "documented", None),
+    ("row_2", "vm1", None, "forced_tunnel", None, [], "2", "documented", None),
+    ("row_3", "vm1", None, "nat_gateway", None, ["20.0.0.10", "20.0.2.0/30"], "3", "documented", None),
+    ("row_4", "vm1", None, "instance_public_ip", None, ["20.0.0.4"], "4", "documented", None),
+    ("row_5", "vm1", None, "lb_frontend", "outbound_rule", ["20.1.2.4"], "5", "documented", 10000),
+    ("row_5", "vm2", None, "lb_frontend", "outbound_rule", ["20.1.2.4"], "5", "documented", 10000),
+    ("row_6", "vm1", None, "lb_frontend", "lb_rule", ["20.1.2.3"], "6", "documented", 1024),
+    ("row_7", "vm1", None, "none", None, [], "7", "documented", None),
+    ("row_7", "vm2", None, "none", None, [], "7", "documented", None),
+    ("row_8", "vm1", None, "none", None, [], "8", "documented", None),
+    ("row_8", "vm2", None, "none", None, [], "8", "documented", None),
+    ("row_9", "vm1", None, "default_snat", None, [], "9", "documented", None),
+    ("row_10", "Test2VM", None, "lb_frontend", "lb_rule", ["40.125.161.55"], "10", "documented", 1024),
+    ("row_11", "Test2VM", None, "lb_frontend", "nat_rule", ["40.125.161.55"], "11", "empirical", 1024),
+    ("row_12", "Test2VM", None, "default_snat", None, [], "12", "documented", None),
+    ("row_13", "vm1", None, "default_snat", None, [], "13", "documented", None),
+    ("row_14", "vm1", None, "default_snat", None, [], "14", "documented", None),
+    ("row_15", "vm1", None, "none", None, [], "15", "documented", None),
+    ("row_15", "vm2", None, "none", None, [], "15", "documented", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "vm", "dest", "cls", "via", "ips", "row", "confidence", "snat"),
+    ROW_CASES,
+    ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in ROW_CASES],
+)
+def test_decision_table_row(
+    fixture: str, vm: str, dest: str | None, cls: str, via: str | None, ips: list[str],
+    row: str, confidence: str, snat: int | None,
+) -> None:  # fmt: skip
+    inv = load([INV / "rows" / f"{fixture}.yaml"])
+    assert inv.warnings == ()
+    p = one(predict(inv, dest), vm)
+    assert (p.egress_class, p.via, list(p.expected_ips), p.row, p.confidence, p.snat_ports) == (
+        cls, via, ips, row, confidence, snat,
+    )  # fmt: skip
+    assert p.destination == dest
+
+
+def test_every_row_has_a_case() -> None:
+    assert {c[6] for c in ROW_CASES} == set(ROWS)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected_row"),
+    [("row_A", "4"), ("row_B", "3"), ("row_C", "4")],
+)
+def test_private_rows_need_a_destination(fixture: str, expected_row: str) -> None:
+    # Without --destination the same VM falls through to its internet egress.
+    inv = load([INV / "rows" / f"{fixture}.yaml"])
+    assert one(predict(inv), "vm1").row == expected_row
+
+
+def test_destination_outside_private_ranges_is_internet_egress() -> None:
+    inv = load([INV / "rows" / "row_B.yaml"])
+    p = one(predict(inv, "52.239.1.1"), "vm1")  # AzureCloud, but not the Storage tag
+    assert (p.egress_class, p.row, p.expected_ips) == ("nat_gateway", "3", ("20.0.0.10",))
+
+
+def test_row_1_reason_names_route_table_and_firewall() -> None:
+    p = one(predict(load([INV / "rows" / "row_1.yaml"])), "vm1")
+    assert "rt-fw" in p.reason and "fw1" in p.reason and "10.2.0.4" in p.reason
+    assert p.resource == "fw1"
+
+
+def test_row_1_unknown_appliance_has_no_address() -> None:
+    doc = yaml.safe_load((INV / "rows" / "row_1.yaml").read_text())
+    doc.pop("firewalls")
+    p = one(predict(_inv(doc)), "vm1")
+    assert (p.egress_class, p.row, p.expected_ips, p.resource) == ("firewall", "1", (), "NVA 10.2.0.4")
+
+
+def test_row_2_uses_effective_routes_and_ignores_invalid_ones() -> None:
+    p = one(predict(load([INV / "rows" / "row_2.yaml"])), "vm1")
+    assert "forced tunnelling" in p.reason and p.resource is None
+
+
+def test_row_7_fixes_name_the_outbound_rule_and_nat_rule_limit() -> None:
+    preds = predict(load([INV / "rows" / "row_7.yaml"]))
+    vm1, vm2 = one(preds, "vm1"), one(preds, "vm2")
+    assert "pool1" in vm1.reason and "lb1" in vm1.reason
+    assert vm1.fixes[0] == "add an outbound rule on lb1 for backend pool pool1 on frontend fe-in"
+    assert "inbound NAT rule" in vm2.reason
+    assert "on Standard an inbound NAT rule gives no egress" in vm2.fixes[0]
+    assert any("NAT gateway" in f and "vnet1/app" in f for f in vm2.fixes)
+
+
+def test_row_6_prefers_explicit_outbound_rule() -> None:
+    p = one(predict(load([INV / "rows" / "row_6.yaml"])), "vm1")
+    assert "disableOutboundSnat=true" in p.fixes[0] and "pool1" in p.fixes[0]
+
+
+@pytest.mark.parametrize("fixture", ["row_10", "row_11", "row_12", "row_13"])
+def test_basic_fixes_say_retired_and_name_the_standard_equivalent(fixture: str) -> None:
+    inv = load([INV / "rows" / f"{fixture}.yaml"])
+    p = predict(inv)[0]
+    assert p.fixes[0].startswith(BASIC_RETIRED)
+    assert "Standard" in p.fixes[0]
+    assert "2025-09-30" in BASIC_RETIRED
+
+
+def test_row_11_cites_the_2018_test() -> None:
+    p = one(predict(load([INV / "rows" / "row_11.yaml"])), "Test2VM")
+    assert "2018 Azure China test" in p.reason and "no Microsoft document" in p.reason
+    assert any("on Standard an inbound NAT rule gives no egress" in f for f in p.fixes)
+
+
+def test_row_15_reasons() -> None:
+    preds = predict(load([INV / "rows" / "row_15.yaml"]))
+    assert "defaultOutboundAccess=false" in one(preds, "vm1").reason
+    assert "Flexible scale set flex" in one(preds, "vm2").reason
+
+
+# --- modifiers (§1.2) ----------------------------------------------------------------------
+
+
+def test_group_rule_availability_set_with_standard_member() -> None:
+    preds = predict(load([INV / "modifiers" / "group_rule.yaml"]))
+    vm1, vm2, vm3 = one(preds, "vm1"), one(preds, "vm2"), one(preds, "vm3")
+    assert (vm1.egress_class, vm1.row) == ("lb_frontend", "5")
+    assert (vm2.egress_class, vm2.row, vm2.modifiers) == ("none", "7", ("group_rule",))
+    assert "availability set as1" in vm2.reason and "VM vm1" in vm2.reason
+    assert (vm3.egress_class, vm3.row) == ("default_snat", "14")  # standalone: untouched
+
+
+def test_group_rule_standard_internal() -> None:
+    vm2 = one(predict(load([INV / "rows" / "row_8.yaml"])), "vm2")
+    assert vm2.modifiers == ("group_rule",)
+
+
+def test_standard_rule_protocol_limits_snat() -> None:
+    preds = predict(load([INV / "modifiers" / "protocol.yaml"]))
+    std, basic = one(preds, "vm1"), one(preds, "vm2")
+    assert std.protocols == ("udp",) and "udp_only" in std.modifiers and "UDP" in std.reason
+    assert basic.protocols == ("tcp", "udp")  # Basic SNATs both, whatever the rule says
+    tcp = one(predict(load([INV / "rows" / "row_6.yaml"])), "vm1")
+    assert tcp.protocols == ("tcp",) and "tcp_only" in tcp.modifiers
+
+
+def test_several_frontends_give_several_candidates() -> None:
+    p = one(predict(load([INV / "modifiers" / "multiple_frontends.yaml"])), "vm1")
+    assert p.expected_ips == ("20.1.2.3", "20.1.2.5")
+    assert "multiple_frontends" in p.modifiers
+    assert p.resource == "lb1/fe-a, lb1/fe-b"
+
+
+def test_secondary_ipconfig_gets_no_lb_outbound() -> None:
+    preds = predict(load([INV / "modifiers" / "secondary.yaml"]))
+    first, second = one(preds, "vm1", "ipconfig1"), one(preds, "vm1", "ipconfig2")
+    assert (first.egress_class, first.row) == ("lb_frontend", "10")
+    assert (second.egress_class, second.row, second.confidence) == ("default_snat", "12", "inferred")
+    assert second.modifiers == ("secondary_ipconfig",)
+
+
+def test_multi_nic_public_ip_turns_off_default_outbound_for_the_vm() -> None:
+    preds = predict(load([INV / "modifiers" / "multi_nic.yaml"]))
+    back = one(preds, "vm1", nic="vm1-back")
+    front = one(preds, "vm1", nic="vm1-front")
+    assert (back.egress_class, back.row, back.confidence, back.modifiers) == (
+        "none", "15", "inferred", ("multi_nic",),
+    )  # fmt: skip
+    assert front.expected_ips == ("20.0.0.4",)
+
+
+def test_missing_references_warn_and_lower_confidence() -> None:
+    inv = load([INV / "modifiers" / "missing.yaml"])
+    assert len(inv.warnings) == 2
+    assert any("NAT gateway ngw-elsewhere" in w and "not loaded" in w for w in inv.warnings)
+    assert any("backend pool pool1" in w and "otherlb" in w for w in inv.warnings)
+    preds = predict(inv)
+    vm1, vm2 = one(preds, "vm1"), one(preds, "vm2")
+    assert (vm1.egress_class, vm1.expected_ips, vm1.confidence) == ("nat_gateway", (), "inferred")
+    assert "Not loaded: NAT gateway ngw-elsewhere" in vm1.reason
+    assert vm2.confidence == "inferred" and "otherlb/pool1" in vm2.reason
+
+
+# --- SNAT ports (§2) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "ports"),
+    [(1, 1024), (50, 1024), (51, 512), (100, 512), (101, 256), (200, 256), (201, 128),
+     (400, 128), (401, 64), (800, 64), (801, 32), (1000, 32), (1001, None)],
+)  # fmt: skip
+def test_default_snat_port_table(size: int, ports: int | None) -> None:
+    assert default_snat_ports(size) == ports
+
+
+def _pool_inventory(n_vms: int, *, outbound_ports: int | None, frontends: int = 1) -> dict[str, Any]:
+    fes = [{"name": f"fe{i}", "public_ip": f"20.1.2.{i + 1}"} for i in range(frontends)]
+    lb: dict[str, Any] = {
+        "name": "lb1", "sku": "Standard", "frontends": fes,
+        "pools": [{"name": "pool1", "members": [f"vm{i}" for i in range(n_vms)]}],
+    }  # fmt: skip
+    if outbound_ports is None:
+        lb["rules"] = [
+            {"name": f"r{i}", "frontend": f"fe{i}", "pool": "pool1", "protocol": "Tcp"}
+            for i in range(frontends)
+        ]
+    else:
+        lb["outbound_rules"] = [
+            {"name": "egress", "frontends": ["fe0"], "pool": "pool1",
+             "allocated_outbound_ports": outbound_ports}
+        ]  # fmt: skip
+    return {
+        "vnets": [{"name": "v", "address_space": ["10.0.0.0/16"],
+                   "subnets": [{"name": "s", "prefix": "10.0.0.0/16"}]}],
+        "load_balancers": [lb],
+        "vms": [{"name": f"vm{i}", "private_ip": f"10.0.{i // 250}.{i % 250 + 4}", "subnet": "v/s"}
+                for i in range(n_vms)],
+    }  # fmt: skip
+
+
+def _inv(doc: dict[str, Any]) -> Any:
+    builder = Builder()
+    load_document(doc, "test.yaml", "test", builder)
+    return builder.finish()
+
+
+@pytest.mark.parametrize(
+    ("n_vms", "outbound_ports", "frontends", "expected"),
+    [
+        (60, 0, 1, 512),  # allocatedOutboundPorts 0: the default table by pool size
+        (60, 8000, 1, 8000),  # explicit allocation wins
+        (60, None, 1, 512),  # implicit SNAT, one frontend: the table
+        (60, None, 2, 1024),  # per frontend, up to 1024 (2024 text, §2.1)
+        (150, None, 2, 512),
+        (150, None, 3, 768),
+    ],
+)
+def test_snat_ports_per_ipconfig(n_vms: int, outbound_ports: int | None, frontends: int, expected: int) -> None:
+    preds = predict(_inv(_pool_inventory(n_vms, outbound_ports=outbound_ports, frontends=frontends)))
+    assert {p.snat_ports for p in preds} == {expected}
+
+
+# --- the article's three cases ([R17]) ------------------------------------------------------
+
+
+def _article(**lb_extra: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(ARTICLE.read_text())
+    doc["load_balancers"][0].update(copy.deepcopy(lb_extra))
+    return doc
+
+
+def test_article_pool_only_is_default_snat_not_allowed() -> None:
+    inv = load([ARTICLE])
+    assert inv.warnings == ()
+    preds = predict(inv, allowlist=inv.allowlist("web-app"))
+    t2 = one(preds, "Test2VM")
+    assert (t2.egress_class, t2.row, t2.expected_ips, t2.allowed) == ("default_snat", "12", (), False)
+    assert "40.125.161.55" in t2.reason and "mylb" in t2.reason and "mybackendpool" in t2.reason
+    assert "outbound rule" in t2.fixes[0] and "retired" in t2.fixes[0]
+    lbvm = one(preds, "lbvm")
+    assert (lbvm.egress_class, lbvm.expected_ips, lbvm.allowed) == (
+        "instance_public_ip", ("42.159.94.123",), False,
+    )  # fmt: skip
+    assert lbvm.fixes[-1] == "add 42.159.94.123 to allowlist web-app"
+
+
+def test_article_inbound_nat_rule_gives_frontend_allowed() -> None:
+    doc = _article(nat_rules=[{"name": "ssh", "frontend": "LoadBalancerFrontEnd", "target": "Test2VM",
+                               "protocol": "Tcp", "frontend_port": 50001, "backend_port": 22}])  # fmt: skip
+    inv = _inv(doc)
+    t2 = one(predict(inv, allowlist=inv.allowlist("web-app")), "Test2VM")
+    assert (t2.egress_class, t2.via, t2.expected_ips, t2.allowed, t2.confidence) == (
+        "lb_frontend", "nat_rule", ("40.125.161.55",), True, "empirical",
+    )  # fmt: skip
+
+
+def test_article_lb_rule_with_failing_probe_gives_frontend_allowed() -> None:
+    doc = _article(
+        probes=[{"name": "myhealthprobe", "protocol": "Tcp", "port": 80, "healthy": False}],
+        rules=[{"name": "http", "frontend": "LoadBalancerFrontEnd", "pool": "mybackendpool",
+                "protocol": "Tcp", "frontend_port": 80, "backend_port": 80, "probe": "myhealthprobe"}],
+    )  # fmt: skip
+    inv = _inv(doc)
+    t2 = one(predict(inv, allowlist=inv.allowlist("web-app")), "Test2VM")
+    assert (t2.egress_class, t2.via, t2.expected_ips, t2.allowed, t2.row) == (
+        "lb_frontend", "lb_rule", ("40.125.161.55",), True, "10",
+    )  # fmt: skip
+    assert "myhealthprobe is failing" in t2.reason
+
+
+# --- az CLI and ARM JSON give the same predictions ------------------------------------------
+
+# row -> [(vm, class, via, expected_ips, row, confidence, snat)]; the JSON fixtures carry the
+# NAT gateway's public IP only (no prefix), otherwise the same resources as rows/*.yaml.
+JSON_CASES: dict[str, list[tuple[str, str, str | None, list[str], str, str, int | None]]] = {
+    "3": [("vm1", "nat_gateway", None, ["20.0.0.10"], "3", "documented", None)],
+    "4": [("vm1", "instance_public_ip", None, ["20.0.0.4"], "4", "documented", None)],
+    "5": [("vm1", "lb_frontend", "outbound_rule", ["20.1.2.4"], "5", "documented", 10000),
+          ("vm2", "lb_frontend", "outbound_rule", ["20.1.2.4"], "5", "documented", 10000)],
+    "6": [("vm1", "lb_frontend", "lb_rule", ["20.1.2.3"], "6", "documented", 1024)],
+    "7": [("vm1", "none", None, [], "7", "documented", None),
+          ("vm2", "none", None, [], "7", "documented", None)],
+    "10": [("Test2VM", "lb_frontend", "lb_rule", ["40.125.161.55"], "10", "documented", 1024)],
+    "11": [("Test2VM", "lb_frontend", "nat_rule", ["40.125.161.55"], "11", "empirical", 1024)],
+    "12": [("Test2VM", "default_snat", None, [], "12", "documented", None)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ["az", "arm"])
+@pytest.mark.parametrize("row", sorted(JSON_CASES, key=int))
+def test_json_shapes(shape: str, row: str) -> None:
+    inv = load([INV / shape / f"row_{row}.json"])
+    assert inv.warnings == ()
+    preds = predict(inv)
+    got = [
+        (p.vm, p.egress_class, p.via, list(p.expected_ips), p.row, p.confidence, p.snat_ports)
+        for p in preds
+    ]
+    assert got == JSON_CASES[row]
+
+
+def test_mixed_casing_and_upper_case_ids() -> None:
+    inv = load([INV / "mixed_casing.json"])
+    assert inv.warnings == ()
+    preds = predict(inv)
+    vm1, vm2 = one(preds, "VM1"), one(preds, "vm2")
+    assert (vm1.egress_class, vm1.row, vm1.expected_ips, vm1.protocols) == (
+        "lb_frontend", "6", ("20.1.2.3",), ("tcp",),
+    )  # fmt: skip
+    assert (vm2.egress_class, vm2.expected_ips) == ("instance_public_ip", ("20.0.0.5",))
+
+
+def test_exported_template() -> None:
+    inv = load([INV / "exported_template.json"])
+    assert inv.warnings == ()
+    p = one(predict(inv), "vm1")
+    # allocatedOutboundPorts 0 -> default table, pool of 1 -> 1024
+    assert (p.egress_class, p.via, p.expected_ips, p.row, p.snat_ports) == (
+        "lb_frontend", "outbound_rule", ("20.1.2.4",), "5", 1024,
+    )  # fmt: skip
+
+
+# --- API surface ------------------------------------------------------------------------------
+
+
+def test_frame_keys_are_exactly_the_json_keys() -> None:
+    inv = load([ARTICLE])
+    df = frame(predict(inv))
+    assert df.columns == JSON_KEYS
+    assert_schema_equal(df.schema, PREDICTION_SCHEMA)
+    with_allowed = frame(predict(inv, allowlist=inv.allowlist("web-app")), with_allowed=True)
+    assert with_allowed.columns == [*JSON_KEYS, "allowed"]
+    assert with_allowed.get_column("allowed").to_list() == [False, False]
+
+
+def test_bad_destination_and_unknown_vm_are_usage_errors() -> None:
+    inv = load([ARTICLE])
+    with pytest.raises(UsageError, match="not an IP address: 'nope'"):
+        predict(inv, "nope")
+    with pytest.raises(UsageError, match="no such VM"):
+        predict(inv, vm="ghost")
+    assert [p.vm for p in predict(inv, vm="test2vm")] == ["Test2VM"]
+
+
+def test_allowed_is_unknown_when_a_service_tag_rule_cannot_be_resolved() -> None:
+    doc = yaml.safe_load((INV / "rows" / "row_6.yaml").read_text())
+    doc["allowlists"] = [{"name": "paas", "entries": ["AzureCloud"]}]
+    inv = _inv(doc)
+    assert one(predict(inv, allowlist=inv.allowlist("paas")), "vm1").allowed is None
+    doc["service_tags"] = [{"name": "AzureCloud", "prefixes": ["20.0.0.0/8"]}]
+    inv = _inv(doc)
+    assert one(predict(inv, allowlist=inv.allowlist("paas")), "vm1").allowed is True
+
+
+# --- property: every ipconfig gets exactly one prediction ------------------------------------
+
+_names = st.sampled_from(["a", "b", "c"])
+
+
+@st.composite
+def inventories(draw: st.DrawFn) -> dict[str, Any]:
+    n_vms = draw(st.integers(1, 6))
+    subnets = [
+        {"name": f"s{i}", "prefix": f"10.0.{i}.0/24",
+         **({"nat_gateway": "ngw"} if draw(st.booleans()) and i == 0 else {}),
+         **({"route_table": "rt"} if draw(st.booleans()) and i == 1 else {}),
+         **({"default_outbound_access": draw(st.booleans())} if draw(st.booleans()) else {})}
+        for i in range(3)
+    ]  # fmt: skip
+    lbs = []
+    for j in range(draw(st.integers(0, 2))):
+        public = draw(st.booleans())
+        fe = {"name": "fe", "public_ip": f"20.0.{j}.1"} if public else {
+            "name": "fe", "private_ip": f"10.0.2.{200 + j}", "subnet": "v/s2"}
+        members = draw(st.lists(st.integers(0, n_vms - 1), max_size=n_vms, unique=True))
+        lb: dict[str, Any] = {
+            "name": f"lb{j}", "sku": draw(st.sampled_from(["Basic", "Standard"])),
+            "frontends": [fe],
+            "pools": [{"name": "p", "members": [f"vm{m}" for m in members]},
+                      {"name": "ip", "addresses": [f"10.0.0.{4 + m}" for m in members[:1]]}],
+        }  # fmt: skip
+        if draw(st.booleans()):
+            lb["rules"] = [{"name": "r", "frontend": "fe", "pool": "p",
+                            "protocol": draw(st.sampled_from(["Tcp", "Udp", "All"])),
+                            "disable_outbound_snat": draw(st.booleans())}]  # fmt: skip
+        if draw(st.booleans()) and n_vms:
+            lb["nat_rules"] = [{"name": "n", "frontend": "fe", "target": f"vm{draw(st.integers(0, n_vms - 1))}"}]
+        if draw(st.booleans()) and public:
+            lb["outbound_rules"] = [{"name": "o", "frontends": ["fe"], "pool": "p",
+                                     "allocated_outbound_ports": draw(st.sampled_from([0, 1024]))}]  # fmt: skip
+        lbs.append(lb)
+    vms = []
+    for i in range(n_vms):
+        nics = []
+        for k in range(draw(st.integers(1, 2))):
+            ipcs = [
+                {"name": f"ip{c}", "private_ip": f"10.0.{k}.{4 + i * 4 + c}", "subnet": f"v/s{k}",
+                 **({"public_ip": f"52.0.{i}.{k * 4 + c + 1}"} if draw(st.booleans()) else {})}
+                for c in range(draw(st.integers(1, 2)))
+            ]  # fmt: skip
+            nics.append({"name": f"vm{i}-nic{k}", "ipconfigs": ipcs})
+        vm: dict[str, Any] = {"name": f"vm{i}", "nics": nics}
+        group = draw(st.sampled_from([None, "as1", "ss"]))
+        if group == "as1":
+            vm["availability_set"] = "as1"
+        elif group == "ss":
+            vm["scale_set"] = "ss"
+        vms.append(vm)
+    return {
+        "vnets": [{"name": "v", "address_space": ["10.0.0.0/16"], "subnets": subnets}],
+        "nat_gateways": [{"name": "ngw", "public_ips": ["20.9.9.9"]}],
+        "route_tables": [{"name": "rt", "routes": [
+            {"prefix": "0.0.0.0/0", "next_hop": draw(st.sampled_from(["VirtualAppliance", "Internet"])),
+             "next_hop_ip": "10.0.2.4"}]}],
+        "scale_sets": [{"name": "ss", "orchestration": draw(st.sampled_from(["Uniform", "Flexible"]))}],
+        "load_balancers": lbs,
+        "vms": vms,
+        "allowlists": [{"name": "al", "entries": ["20.0.0.0/16"]}],
+    }  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=inventories(), dest=st.sampled_from([None, "10.0.1.9", "8.8.8.8"]))
+def test_every_ipconfig_gets_exactly_one_prediction(doc: dict[str, Any], dest: str | None) -> None:
+    inv = _inv(doc)
+    preds = predict(inv, dest, allowlist=inv.allowlist("al"))
+    assert sorted(p.ipconfig_id for p in preds) == sorted(inv.ipconfigs)
+    for p in preds:
+        assert p.egress_class in get_args(EgressClass)
+        assert p.row in ROWS
+        assert p.reason.endswith(".") or "partly a guess" in p.reason
+        if p.egress_class in ("default_snat", "none", "forced_tunnel"):
+            assert p.expected_ips == ()
+        if p.egress_class == "default_snat":
+            assert p.allowed is False
+        for ip in p.expected_ips:
+            ipaddress.ip_network(ip)
+    df = frame(preds, with_allowed=True)
+    assert df.height == len(inv.ipconfigs)
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+
+def test_cli_predict_prints_the_article_diagnosis() -> None:
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(ARTICLE), "--allowlist", "web-app"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    first_row = out.splitlines()[1].split()
+    assert first_row[:2] == ["Test2VM", "default_snat"]  # problems first
+    assert "not to mylb's frontend LoadBalancerFrontEnd (40.125.161.55)" in out
+    assert "fix: " + BASIC_RETIRED in out
+
+
+def test_cli_predict_json_keys_and_allowlist_file(tmp_path: Path) -> None:
+    allow = tmp_path / "lb.txt"
+    allow.write_text("40.125.161.55\n")
+    result = CliRunner().invoke(
+        cli, ["predict", "--inventory", str(INV / "rows" / "row_10.yaml"), "--format", "json",
+              "--allowlist", str(allow)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and list(rows[0]) == [*JSON_KEYS, "allowed"]
+    assert rows[0]["allowed"] is True and rows[0]["expected_ips"] == ["40.125.161.55"]
+    assert rows[0]["class"] == "lb_frontend" and rows[0]["row"] == "10"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_cli_predict_writes_files(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"p.{fmt}"
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(ARTICLE), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    df = pl.read_csv(out) if fmt == "csv" else pl.read_parquet(out)
+    assert df.columns == JSON_KEYS and df.height == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allowlist", "nope"], "--allowlist 'nope': no such allowlist or file (web-app)"),
+        (["--destination", "300.1.1.1"], "not an IP address"),
+        (["--vm", "ghost"], "no such VM"),
+    ],
+)
+def test_cli_predict_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(ARTICLE), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_predict_bad_inventory_is_one_line_exit_2() -> None:
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(INV / "broken" / "bad_ip.yaml")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"Error: {INV / 'broken' / 'bad_ip.yaml'}: $.vms[1].private_ip: not an IP address: '10.0.0.999'"]
