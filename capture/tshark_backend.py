@@ -56,13 +56,18 @@ ENCAP_TO_LINKTYPE: Final = {
 OTHER_ENCAPS: Final = {4: 9, 20: 105, 23: 127, 3: 6, 2: 10, 45: 192}
 """A few more WTAP -> LINKTYPE numbers (PPP, 802.11, radiotap, token ring, FDDI, PPI)."""
 
-LINK_TOKENS: Final = frozenset({"eth", "ethertype", "vlan", "ieee8021ad", "sll", "null", "raw", "nflog"})  # fmt: skip
+LINK_TOKENS: Final = frozenset(
+    {"eth", "ethertype", "vlan", "ieee8021ad", "sll", "null", "raw", "nflog"}
+)
 """``frame.protocols`` entries allowed before the IP layer: the link layers (and VLAN
 tags) the fast path decodes.  Anything else before IP (MPLS, PPPoE, LLC...) is non-IP."""
 
-IPV6_EXT_KEYS: Final = ("ipv6_hopopts", "ipv6_routing", "ipv6_fraghdr", "ipv6_dstopts")
+IPV6_EXT_KEYS: Final = ("ipv6_hopopts", "ipv6_routing", "ipv6_fraghdr", "ipv6_dstopts", "ah")
+"""IPv6 extension headers the fast path steps over; EK nests them in the ``ipv6`` object."""
 
-PCAP_MAGICS: Final = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+PCAP_MAGICS: Final = (
+    b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+)  # fmt: skip
 PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"
 
 
@@ -155,7 +160,9 @@ def _load_ek_mapping(tshark: str) -> None:
     from pyshark.tshark.tshark import get_tshark_version
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=ResourceWarning, message=r"unclosed file .*ek_field_mapping")  # fmt: skip
+        warnings.filterwarnings(
+            "ignore", category=ResourceWarning, message=r"unclosed file .*ek_field_mapping"
+        )
         ek_field_mapping.MAPPING.load_mapping(str(get_tshark_version(tshark)), tshark_path=tshark)
 
 
@@ -233,20 +240,29 @@ def _decode(packet: Any, stats: DecodeStats, bpf: Any) -> PacketRecord | None:
                 stats.fragments += 1
                 return None
             proto = _int(ip, "ip_ip_proto")
+            l4_len = _int(ip, "ip_ip_len") - _int(ip, "ip_ip_hdr_len")
         else:
             ip6 = _fields(layers["ipv6"])
-            src, dst = _canonical(_get(ip6, "ipv6_ipv6_src")), _canonical(_get(ip6, "ipv6_ipv6_dst"))
+            src = _canonical(_get(ip6, "ipv6_ipv6_src"))
+            dst = _canonical(_get(ip6, "ipv6_ipv6_dst"))
             proto = _int(ip6, "ipv6_ipv6_nxt")
+            l4_len = _int(ip6, "ipv6_ipv6_plen")
             for key in ip6:  # extension headers, in packet order
                 if key not in IPV6_EXT_KEYS:
                     continue
-                ext = ip6[key][-1] if isinstance(ip6[key], list) else ip6[key]
-                if key == "ipv6_fraghdr" and _int(ext, "ipv6_fraghdr_ipv6_fraghdr_offset"):
-                    stats.fragments += 1
-                    return None
-                proto = _int(ext, f"{key}_ipv6_{key[5:]}_nxt")
-            if proto == 51 and "ah" in layers:
-                proto = _int(_fields(layers["ah"]), "ah_ah_next_header")
+                for ext in ip6[key] if isinstance(ip6[key], list) else [ip6[key]]:
+                    if key == "ah":  # length in 32-bit words, minus 2 (RFC 4302)
+                        l4_len -= (_int(ext, "ah_ah_length") + 2) * 4
+                        proto = _int(ext, "ah_ah_next_header")
+                        continue
+                    if key == "ipv6_fraghdr":
+                        if _int(ext, "ipv6_fraghdr_ipv6_fraghdr_offset"):
+                            stats.fragments += 1
+                            return None
+                        l4_len -= 8
+                    else:
+                        l4_len -= _int(ext, f"{key}_ipv6_{key[5:]}_len_oct")
+                    proto = _int(ext, f"{key}_ipv6_{key[5:]}_nxt")
         if proto == TCP:
             if "tcp" not in layers:
                 raise _Malformed("tcp")
@@ -256,7 +272,8 @@ def _decode(packet: Any, stats: DecodeStats, bpf: Any) -> PacketRecord | None:
                 raise _Malformed("tcp.hdr_len")
             sport, dport = _int(tcp, "tcp_tcp_srcport"), _int(tcp, "tcp_tcp_dstport")
             flags = _int(tcp, "tcp_tcp_flags") & 0xFF
-            payload_len = _int(tcp, "tcp_tcp_len")
+            # tshark leaves tcp.len out on a first IP fragment; the headers still say it.
+            payload_len = _int(tcp, "tcp_tcp_len") if "tcp_tcp_len" in tcp else l4_len - hdr
             payload = _hex(tcp, "tcp_tcp_payload")
         elif proto == UDP:
             if "udp" not in layers:
@@ -292,7 +309,9 @@ def _decode(packet: Any, stats: DecodeStats, bpf: Any) -> PacketRecord | None:
     )
 
 
-def iter_packets(path: str, stats: DecodeStats, *, bpf: str | None = None) -> Iterator[PacketRecord]:
+def iter_packets(
+    path: str, stats: DecodeStats, *, bpf: str | None = None
+) -> Iterator[PacketRecord]:
     """Decode ``path`` with tshark (through pyshark), one ``PacketRecord`` per TCP/UDP packet.
 
     Args:
