@@ -221,7 +221,11 @@ class Builder:
     def _n(self, rid: str | None) -> str:
         if rid is None:
             return "?"
-        return self.names.get(rid) or id_name(rid)
+        name = self.names.get(rid) or id_name(rid)
+        if "/ipconfigurations/" in rid:  # an ipconfig means little without its NIC
+            nic = rid.split("/ipconfigurations/")[0]
+            return f"{self.names.get(nic) or id_name(nic)}/{name}"
+        return name
 
     def _attach_effective_routes(self) -> None:
         nics = self.tables["nics"]
@@ -293,6 +297,8 @@ class Builder:
             ("nat_gateways", "public_ip_prefix_ids", "public_ip_prefixes", "public IP prefix"),
             ("firewalls", "public_ip_ids", "public_ips", "public IP"),
             ("rules", "frontend_ids", "frontends", "frontend"),
+            ("rules", "ipconfig_id", "ipconfigs", "ipconfig"),
+            ("pools", "ipconfig_ids", "ipconfigs", "ipconfig"),
             ("rules", "pool_ids", "pools", "backend pool"),
             ("vms", "scale_set_id", "scale_sets", "scale set"),
         ]

@@ -1,0 +1,59 @@
+"""analyze/inventory/model.py: ids, allowlist evaluation, table views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analyze.inventory import AllowRule, Allowlist, load
+from analyze.inventory.model import canon_id, id_parent, id_type, in_networks, vmss_instance_id
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_ids() -> None:
+    rid = "/SUBSCRIPTIONS/S/resourceGroups/RG/providers/Microsoft.Network/loadBalancers/LB1/backendAddressPools/P/"
+    assert canon_id(rid) == "/subscriptions/s/resourcegroups/rg/providers/microsoft.network/loadbalancers/lb1/backendaddresspools/p"
+    assert id_type(rid) == "backendaddresspools"
+    assert id_parent(canon_id(rid)).endswith("/loadbalancers/lb1")
+    nic = "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachinescalesets/ss/virtualmachines/3/networkinterfaces/n"
+    assert vmss_instance_id(nic) == nic.split("/networkinterfaces/")[0]
+    assert vmss_instance_id("/subscriptions/s/providers/microsoft.network/networkinterfaces/n") is None
+
+
+def test_in_networks_mixes_versions() -> None:
+    assert in_networks("10.1.2.3", ["2001:db8::/32", "10.0.0.0/8"])
+    assert not in_networks("2001:db9::1", ["2001:db8::/32", "10.0.0.0/8"])
+
+
+@pytest.mark.parametrize(
+    ("rules", "address", "tags", "expected"),
+    [
+        ((), "1.2.3.4", None, False),  # nothing matches: denied
+        ((AllowRule(network="1.2.3.0/24"),), "1.2.3.4", None, True),
+        ((AllowRule(network="1.2.3.0/24", action="deny", priority=10),
+          AllowRule(network="1.2.3.4/32", priority=20)), "1.2.3.4", None, False),
+        ((AllowRule(network="1.2.3.4/32", priority=5),
+          AllowRule(network="1.2.3.0/24", action="deny", priority=10)), "1.2.3.4", None, True),
+        ((AllowRule(tag="Internet"),), "8.8.8.8", None, True),
+        ((AllowRule(tag="AzureCloud"),), "8.8.8.8", None, None),
+        ((AllowRule(tag="AzureCloud"),), "8.8.8.8", frozenset({"azurecloud"}), True),
+        ((AllowRule(subnet_id="/x/subnets/a"),), "10.0.0.1", None, None),
+        ((AllowRule(network="::/0"),), "1.2.3.4", None, False),  # IPv6 rule, IPv4 source
+    ],
+)  # fmt: skip
+def test_allowlist_first_match_by_priority(
+    rules: tuple[AllowRule, ...], address: str, tags: frozenset[str] | None, expected: bool | None
+) -> None:
+    assert Allowlist(name="a", rules=rules).allows(address, tags) is expected
+
+
+def test_display_tables_use_names() -> None:
+    inv = load([ROOT / "pcaps" / "inventory" / "article.yaml"])
+    tables = inv.tables(display=True)
+    ipcs = tables["ipconfigs"]
+    assert "id" not in ipcs.columns and "source" not in ipcs.columns
+    assert ipcs.get_column("pool_ids").to_list() == [["mylb/mybackendpool"], []]
+    assert ipcs.get_column("subnet_id").to_list() == ["myvnet/default", "myvnet/default"]
+    assert inv.tables()["ipconfigs"].get_column("id").str.starts_with("/subscriptions/native/").all()

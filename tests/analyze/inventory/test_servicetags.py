@@ -1,0 +1,68 @@
+"""analyze/inventory/servicetags.py: Service Tags JSON -> one row per prefix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_schema_equal
+
+from analyze.inventory import SERVICE_TAGS_SCHEMA, load
+from analyze.inventory.servicetags import detect
+from analyze.inventory.servicetags import load as load_tags
+from capture.errors import InventoryError
+
+ROOT = Path(__file__).resolve().parents[3]
+TAGS = ROOT / "tests" / "data" / "inventory" / "ServiceTags_Public_20260105.json"
+
+
+def test_public_file() -> None:
+    inv = load([TAGS])
+    assert_schema_equal(inv.service_tags.schema, SERVICE_TAGS_SCHEMA)
+    got = inv.service_tags.with_columns(pl.col("tag", "region", "system_service").cast(pl.String))
+    # 13.64.0.0/11 = 13*2^24 + 64*2^16 = 222298112 .. +2^21-1; 13.68.0.0/17 = 222560256 .. +32767;
+    # 13.68.120.64/28 = 222560256 + 120*256 + 64 = 222591040 .. +15
+    expected = pl.DataFrame(
+        {
+            "tag": ["AzureCloud"] * 3 + ["AzureCloud.eastus2"] * 2 + ["Storage.eastus2"],
+            "region": ["", "", "", "eastus2", "eastus2", "eastus2"],
+            "system_service": ["", "", "", "", "", "AzureStorage"],
+            "prefix": ["13.64.0.0/11", "52.224.0.0/11", "2603:1000::/24", "13.68.0.0/17",
+                       "2603:1030:400::/48", "13.68.120.64/28"],
+            "ip_version": [4, 4, 6, 4, 6, 4],
+            "start": [222298112, 872415232 + 224 * 65536, None, 222560256, None, 222591040],
+            "end": [222298112 + 2**21 - 1, 872415232 + 224 * 65536 + 2**21 - 1, None,
+                    222560256 + 32767, None, 222591040 + 15],
+            "prefix_len": [11, 11, 24, 17, 48, 28],
+        },
+        schema={**SERVICE_TAGS_SCHEMA, "tag": pl.String, "region": pl.String, "system_service": pl.String},
+    )  # fmt: skip
+    assert_frame_equal(got, expected)
+
+
+def test_tags_containing_uses_the_most_specific_and_the_general_tags() -> None:
+    inv = load([TAGS])
+    assert inv.tags_containing("13.68.120.70") == {"azurecloud", "azurecloud.eastus2", "storage.eastus2"}
+    assert inv.tags_containing("13.68.200.1") == {"azurecloud"}
+    assert inv.tags_containing("2603:1030:400::1") == {"azurecloud", "azurecloud.eastus2"}
+    assert inv.tags_containing("8.8.8.8") == frozenset()
+
+
+def test_api_response_shape_with_string_change_number() -> None:
+    doc = {"name": "Public", "id": "x", "type": "Microsoft.Network/serviceTags", "changeNumber": "63",
+           "cloud": "China", "values": [{"name": "AzureCloud.chinanorth3", "id": "AzureCloud.chinanorth3",
+           "properties": {"changeNumber": "7", "region": "chinanorth3", "addressPrefixes": ["52.130.0.0/17"]}}]}  # fmt: skip
+    assert detect(doc)
+    df = load_tags(doc, "api.json")
+    assert df.get_column("prefix").to_list() == ["52.130.0.0/17"]
+
+
+def test_bad_prefix_names_file_and_path(tmp_path: Path) -> None:
+    doc = json.loads(TAGS.read_text())
+    doc["values"][1]["properties"]["addressPrefixes"][1] = "13.68.0.0/40"
+    path = tmp_path / "ServiceTags_Public_x.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InventoryError, match=r"\$\.values\[1\]\.properties\.addressPrefixes\[1\]: not a CIDR"):
+        load([path])
