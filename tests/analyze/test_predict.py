@@ -569,3 +569,39 @@ def test_cli_predict_bad_inventory_is_one_line_exit_2() -> None:
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines == [f"Error: {INV / 'broken' / 'bad_ip.yaml'}: $.vms[1].private_ip: not an IP address: '10.0.0.999'"]
+
+
+def test_nat_gateway_on_the_firewall_subnet_takes_the_firewalls_egress() -> None:
+    doc = yaml.safe_load((INV / "rows" / "row_1.yaml").read_text())
+    doc["vnets"][1]["subnets"][0]["nat_gateway"] = "ngw-hub"
+    doc["nat_gateways"].append({"name": "ngw-hub", "public_ips": ["20.0.3.3"]})
+    p = one(predict(_inv(doc)), "vm1")
+    assert (p.egress_class, p.row, p.expected_ips, p.resource) == ("firewall", "1", ("20.0.3.3",), "fw1")
+    assert "ngw-hub" in p.reason
+
+
+def test_secondary_ipconfig_of_a_standard_member_has_no_egress() -> None:
+    doc = yaml.safe_load((INV / "modifiers" / "secondary.yaml").read_text())
+    doc["load_balancers"][0]["sku"] = "Standard"
+    preds = predict(_inv(doc))
+    first, second = one(preds, "vm1", "ipconfig1"), one(preds, "vm1", "ipconfig2")
+    assert (first.row, first.expected_ips) == ("6", ("40.125.161.55",))
+    assert (second.egress_class, second.row, second.confidence) == ("none", "7", "inferred")
+    assert "secondary ipconfig" in second.reason
+
+
+def test_basic_member_behind_a_nat_gateway_is_flagged() -> None:
+    doc = yaml.safe_load((INV / "rows" / "row_10.yaml").read_text())
+    doc["vnets"][0]["subnets"][0]["nat_gateway"] = "ngw"
+    doc["nat_gateways"] = [{"name": "ngw", "public_ips": ["20.0.0.10"]}]
+    p = one(predict(_inv(doc)), "Test2VM")
+    assert (p.egress_class, p.expected_ips) == ("nat_gateway", ("20.0.0.10",))
+    assert "cannot be used with a NAT gateway" in p.fixes[0]
+
+
+def test_service_tags_from_yaml_and_json_combine() -> None:
+    inv = load([INV / "rows" / "row_B.yaml", INV / "ServiceTags_Public_20260105.json"])
+    assert inv.service_tags.height == 2 + 6
+    assert inv.tags_containing("13.68.120.65") == {"azurecloud", "azurecloud.eastus2", "storage.eastus2"}
+    # the JSON file's Storage.eastus2 prefix also counts for the service endpoint (row B)
+    assert one(predict(inv, "13.68.120.65"), "vm1").row == "B"
