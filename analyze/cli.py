@@ -74,7 +74,8 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
     "--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
     help="Output format (default: from the -o extension, else table).",
 )  # fmt: skip
-@output_option
+@click.option("-o", "--output", "out", default=None, metavar="OUT",
+              help="Output file (format from its extension), or '-' for stdout.")  # fmt: skip
 @fail_cleanly
 def predict_cmd(
     sources: tuple[str, ...],
@@ -95,6 +96,8 @@ def predict_cmd(
     from capture.errors import UsageError
     from capture.output import guess_format, write
 
+    if out and out != "-" and (out.endswith(("/", "\\")) or Path(out).is_dir()):
+        raise UsageError(f"-o {out!r}: predictions go to a file, not a folder")
     inv = load_inventory(sources + more)
     for message in inv.warnings:
         note(f"warning: {message}")

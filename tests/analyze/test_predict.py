@@ -605,3 +605,8 @@ def test_service_tags_from_yaml_and_json_combine() -> None:
     assert inv.tags_containing("13.68.120.65") == {"azurecloud", "azurecloud.eastus2", "storage.eastus2"}
     # the JSON file's Storage.eastus2 prefix also counts for the service endpoint (row B)
     assert one(predict(inv, "13.68.120.65"), "vm1").row == "B"
+
+
+def test_cli_predict_refuses_a_folder_output(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(ARTICLE), "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "predictions go to a file, not a folder" in result.output
