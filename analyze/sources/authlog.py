@@ -33,85 +33,105 @@ from analyze.sources._common import (
 from capture.errors import UsageError
 from capture.schema import SCHEMA, SSH_AUTH
 
-__all__ = ["NAME", "NO_CONNECTION_RE", "PREFIX_RE", "SCHEMA", "TEMPLATES", "looks_like", "scan", "sshd_scan"]
+__all__ = ["NAME", "NO_CONNECTION_RE", "PREFIX_RE", "SCHEMA", "EVENTS", "TAIL_RE", "HEAD_RE", "looks_like", "scan", "sshd_scan"]
 
 NAME: Final = "authlog"
 
 # --- the syslog line prefix ------------------------------------------------------------------
 
-_BSD_TS: Final = r"[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d"
-_ISO_TS: Final = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+_BSD_TS: Final = r"[A-Z][a-z]{2} +[0-9]{1,2} [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+_ISO_TS: Final = r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]+)?(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?"
 
 PREFIX_RE: Final = (
-    r"^(?:"
+    r"^(?<pfx>"
     # RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG
-    rf"<\d{{1,3}}>1 (?<ts5>{_ISO_TS}) (?<host5>\S+) (?<prog5>\S+) (?<pid5>\d+|-) \S+ "
+    rf"<[0-9]{{1,3}}>1 (?<ts5>{_ISO_TS}) (?<host5>[^ ]+) (?<prog5>[^ ]+) (?<pid5>[0-9]+|-) [^ ]+ "
     r"(?:-|(?:\[[^\]]*\])+) ?"
     r"|"
     # BSD (no year, no zone) or RFC 3339 timestamp, optional host, tag[pid]:, Solaris [ID n x.y]
-    rf"(?:(?<bsd>{_BSD_TS})|(?<iso>{_ISO_TS})) (?:(?<host>[^\s\[\]]+) )?"
-    r"(?<prog>[^\s\[\]:]+)(?:\[(?<pid>\d+)\])?: (?:\[ID \d+ [\w.]+\] )?"
-    r")(?<msg>.*)$"
+    rf"(?:(?<bsd>{_BSD_TS})|(?<iso>{_ISO_TS})) (?:(?<host>[^ \[\]]+) )?"
+    r"(?<prog>[^ \[\]:]+)(?:\[(?<pid>[0-9]+)\])?: (?:\[ID [0-9]+ [A-Za-z0-9_.]+\] )?"
+    r")"
 )
-"""A syslog line: timestamp, host, program, pid and message."""
+"""The prefix of a syslog line: timestamp, host, program and pid; the message follows it.
 
-_PREFIX_ANY: Final = r"^(?:<\d{1,3}>1 |(?:" + _BSD_TS + "|" + _ISO_TS + ") )"
+(Capturing the message too would make the capture engine walk every whole line.)
+"""
+
+_PREFIX_ANY: Final = r"^(?:<[0-9]{1,3}>1 |(?:" + _BSD_TS + "|" + _ISO_TS + ") )"
 
 # --- sshd messages that name a connection ---------------------------------------------------
+#
+# Matching is in two steps, both cheap: the message's fixed lead picks the event (literal
+# ``starts_with``), then one small regex reads the client address.  Where the user name (or
+# other client text) comes *before* the address, the address is read by ``TAIL_RE``, which
+# must reach the end of the message through server-written text only (port, "ssh2", key
+# type and fingerprint, "[preauth]"), so an address injected into a user name is never the
+# one read.  Where client text comes *after* the address (disconnect reason, key exchange
+# offer), ``HEAD_RE`` reads the address right after the fixed lead.
 
-_PRE: Final = r"(?:(?<pre>authenticating user|invalid user|user) (?<user>.*) )?"
-_FROM: Final = rf"(?<ip>{IP_RE}) port (?<port>\d+)"
-
-TEMPLATES: Final[tuple[tuple[str, str], ...]] = (
-    # auth.c auth_log: "Failed password for invalid user X from IP port N ssh2[: KEY]"
-    (
-        "auth",
-        r"(?<verb>Accepted|Failed|Postponed|Partial) (?<method>\S+) for "
-        rf"(?<inv>invalid user |illegal user )?(?<user>.*) from (?<ip>{IP_RE})"
-        r"(?: port (?<port>\d+))?(?: ssh[12])?(?:: .*)?",
-    ),
-    ("invalid", rf"(?:Invalid|Illegal) user (?<user>.*) from (?<ip>{IP_RE})(?: port (?<port>\d+))?"),
+EVENTS: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
+    # (event, message leads, "tail" | "head")
+    ("auth", ("Accepted ", "Failed ", "Postponed ", "Partial "), "tail"),
+    ("invalid", ("Invalid user ", "Illegal user "), "tail"),
     (
         "maxtries",
-        r"(?:error: )?maximum authentication attempts exceeded for "
-        rf"(?<inv>invalid user )?(?<user>.*) from {_FROM}(?: ssh2)?",
+        (
+            "error: maximum authentication attempts exceeded for ",
+            "maximum authentication attempts exceeded for ",
+        ),
+        "tail",
     ),
-    (
-        "connfrom",
-        rf"Connection from {_FROM} on (?<lip>{IP_RE}) port (?<lport>\d+)(?: rdomain .*)?",
-    ),
-    ("timedout", rf"Connection (?:from|to) {_PRE}{_FROM} timed out"),
-    ("closed", rf"Connection closed by {_PRE}{_FROM}"),
-    ("reset", rf"Connection reset by {_PRE}{_FROM}"),
-    ("disconnected", rf"Disconnected from {_PRE}{_FROM}"),
-    # The reason after the address is sent by the client: anchor at the start.
-    (
-        "recvdisc",
-        rf"(?:error: )?Received disconnect from (?<ip>{IP_RE})(?: port (?<port>\d+))?: ?\d+: .*?",
-    ),
-    ("disconnecting", rf"Disconnecting {_PRE}{_FROM}: (?<reason>.*?)"),
-    ("noident", rf"Did not receive identification string from (?<ip>{IP_RE})(?: port (?<port>\d+))?"),
-    ("negotiate", rf"Unable to negotiate with {_FROM}: .*?"),
-    ("banner", rf"(?:error: )?banner exchange: Connection from {_FROM}: .*?"),
-    ("timeout", rf"fatal: Timeout before authentication for {_FROM}"),
-    ("badproto", rf"Bad protocol version identification .* from {_FROM}"),
-    ("dispatch", rf"(?:fatal: )?ssh_dispatch_run_fatal: Connection from {_PRE}{_FROM}: .*?"),
-    (
-        "drop",
-        rf"drop connection #\d+ from \[(?<ip>{IP_RE})\]:(?<port>\d+) "
-        rf"on \[(?<lip>{IP_RE})\]:(?<lport>\d+) .*?",
-    ),
+    ("connfrom", ("Connection from ",), "head"),
+    ("closed", ("Connection closed by ",), "tail"),
+    ("reset", ("Connection reset by ",), "tail"),
+    ("disconnected", ("Disconnected from ",), "tail"),
+    ("disconnecting", ("Disconnecting ",), "tail"),
+    ("recvdisc", ("Received disconnect from ", "error: Received disconnect from "), "head"),
+    ("noident", ("Did not receive identification string from ",), "head"),
+    ("negotiate", ("Unable to negotiate with ",), "head"),
+    ("banner", ("banner exchange: Connection from ", "error: banner exchange: Connection from "),
+     "head"),
+    ("timeout", ("fatal: Timeout before authentication for ",), "head"),
+    ("badproto", ("Bad protocol version identification ",), "tail"),
+    ("drop", ("drop connection #",), "head"),
+)  # fmt: skip
+"""sshd messages that carry a client address: event name, fixed leads, how to read it."""
+
+TAIL_RE: Final = (
+    rf"(?<tail>(?: from)? (?<ip>{IP_RE})(?: port (?<port>[0-9]+))?"
+    # the key: type and fingerprint (certificates add ID, serial and CA), never a space inside
+    r"(?<sfx> ssh[12](?:: [A-Z0-9-]+ (?:SHA256|MD5):[^ ]+"
+    r"(?: ID [^ ]+ \(serial [0-9]+\) CA [A-Z0-9-]+ (?:SHA256|MD5):[^ ]+)?)?"
+    r"|: Too many authentication failures| timed out)?"
+    r"(?<preauth> \[preauth\])?)$"
 )
-"""(event, pattern) for every sshd message that carries a client address, most specific first."""
+"""The client address at the end of a message, after anything the client may have sent."""
+
+HEAD_RE: Final = (
+    r"^(?:[0-9]+ from )?\[?"
+    rf"(?<ip>{IP_RE})\]?(?::(?<port>[0-9]+)| port (?<port2>[0-9]+))?"
+    rf"(?: on \[?(?<lip>{IP_RE})\]?(?::(?<lport>[0-9]+)| port (?<lport2>[0-9]+)))?"
+)
+"""The client (and local) address right after a message's fixed lead (cut off first)."""
+
+# Leads before the user name in tail events, longest first.
+_USER_LEADS: Final = (
+    "error: maximum authentication attempts exceeded for ",
+    "maximum authentication attempts exceeded for ",
+    "Connection closed by ", "Connection reset by ", "Disconnected from ", "Disconnecting ",
+    "Invalid user ", "Illegal user ",
+)  # fmt: skip
+_PREAMBLES: Final = ("authenticating user ", "invalid user ", "illegal user ", "user ")
 
 NO_CONNECTION_RE: Final = (
-    r"^(?:pam_|PAM |Server listening|Received signal|Received SIGHUP|error: |fatal: |debug\d?: "
+    r"^(?:pam_|PAM |Server listening|Received signal|Received SIGHUP|error: |fatal: |debug[0-9]?: "
     r"|User child|Starting session|Close session|Changed root|Transferred:|Exiting on signal"
-    r"|subsystem request|input_userauth_request|Disconnecting: |reverse mapping|Address \S+ maps"
+    r"|subsystem request|input_userauth_request|Disconnecting: |reverse mapping|Address [^ ]+ maps"
     r"|Nasty PTR|rexec line|warning: |Accepted key|Accepted certificate|Server terminated"
-    r"|main: |Protocol major|Authentication refused|Authorized to|User \S+ from|User \S+ not "
+    r"|main: |Protocol major|Authentication refused|Authorized to|User [^ ]+ from|User [^ ]+ not "
     r"|syslogin_|Attempt to write|Read error|Corrupted MAC|userauth_|kex_|Missing privilege"
-    r"|Set /proc|Starting|Unsupported|Invalid user|Failed |Connection closed by \S+$"
+    r"|Set /proc|Starting|Unsupported|Invalid user|Failed |Connection closed by [^ ]+$"
     r"|Received disconnect|Timeout, client not responding|srclimit_penalise|Beginning|Exiting"
     r"|Postponed |Partial |Unable to negotiate|ssh_dispatch|Disconnected from)"
 )
@@ -120,7 +140,7 @@ NO_CONNECTION_RE: Final = (
 # Events after which sshd has closed the connection.
 _CLOSING: Final = (
     "closed", "disconnected", "recvdisc", "timedout", "disconnecting", "maxtries", "noident",
-    "negotiate", "banner", "timeout", "badproto", "dispatch", "drop",
+    "negotiate", "banner", "timeout", "badproto", "drop",
 )  # fmt: skip
 
 # Outcome ranking: a connection's outcome is its most decisive event.
@@ -144,28 +164,6 @@ _MONTHS: Final = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
-
-
-def _combined_templates() -> tuple[str, list[str], list[tuple[str, str]]]:
-    """One alternation of all templates, groups renamed ``t{i}_{name}`` (names must be unique)."""
-    import re
-
-    parts, markers, groups = [], [], []
-    for i, (event, pattern) in enumerate(TEMPLATES):
-        renamed = re.sub(r"\(\?<(\w+)>", lambda m: f"(?<t{i}_{m.group(1)}>", pattern)
-        groups += [(f"t{i}_{g}", g) for g in re.findall(r"\(\?<(\w+)>", pattern)]
-        parts.append(f"(?<e{i}>){renamed}")
-        markers.append(event)
-    regex = r"^(?:" + "|".join(parts) + r")(?<preauth> \[preauth\])?$"
-    return regex, markers, groups
-
-
-_TEMPLATE_RE, _EVENTS, _GROUPS = _combined_templates()
-
-
-def _field(name: str) -> pl.Expr:
-    cols = [pl.col(g) for g, base in _GROUPS if base == name]
-    return pl.coalesce(cols) if cols else pl.lit(None, pl.String)
 
 
 def looks_like(lines: Sequence[str]) -> bool:
@@ -234,6 +232,7 @@ def _syslog_frame(
             host=pl.coalesce("host5", "host"),
             prog=pl.coalesce("prog5", "prog"),
             pid=pl.coalesce(pl.col("pid5").replace("-", None), pl.col("pid")),
+            msg=pl.col("line").str.slice(pl.col("pfx").str.len_chars()),
         )
         .with_columns(ts=_timestamp(tz, mtime, year))
     )
@@ -257,12 +256,99 @@ def _syslog_frame(
     )
 
 
-def sshd_scan(frame: pl.LazyFrame, *, observer: str | None, notes: Sequence[str]) -> Scan:
+_TAIL_FIELDS: Final = ("tail", "ip", "port", "sfx", "preauth")
+_HEAD_FIELDS: Final = ("ip", "port", "port2", "lip", "lport", "lport2")
+
+
+def _classify(msg: pl.Expr) -> list[pl.Expr]:
+    """``event``, ``how`` (tail / head) and ``lead_len`` of each message, by its fixed lead."""
+    event: pl.Expr | None = None
+    how: pl.Expr | None = None
+    lead_len: pl.Expr | None = None
+    # "Connection from|to [user X ]IP port N timed out" shares its lead with "Connection from".
+    timed_out = (
+        msg.str.starts_with("Connection from ") | msg.str.starts_with("Connection to ")
+    ) & msg.str.ends_with(" timed out")
+    rules: list[tuple[pl.Expr, str, str, int]] = [(timed_out, "timedout", "tail", 0)]
+    for name, leads, anchor in EVENTS:
+        for lead in leads:
+            rules.append((msg.str.starts_with(lead), name, anchor, len(lead)))
+    for cond, name, anchor, size in rules:
+        if event is None or how is None or lead_len is None:
+            event = pl.when(cond).then(pl.lit(name))
+            how = pl.when(cond).then(pl.lit(anchor))
+            lead_len = pl.when(cond).then(pl.lit(size))
+        else:
+            event = event.when(cond).then(pl.lit(name))  # type: ignore[attr-defined]
+            how = how.when(cond).then(pl.lit(anchor))  # type: ignore[attr-defined]
+            lead_len = lead_len.when(cond).then(pl.lit(size))  # type: ignore[attr-defined]
+    assert event is not None and how is not None and lead_len is not None
+    return [event.alias("event"), how.alias("how"), lead_len.alias("lead_len")]
+
+
+def _users() -> list[pl.Expr]:
+    """``verb``, ``method``, ``pre`` (preamble) and ``user`` from the text before the address."""
+    msg = pl.col("msg")
+    head = msg.str.head(msg.str.len_chars() - pl.col("tail_tail").str.len_chars())
+    words = head.str.splitn(" ", 3)
+    auth = pl.col("event") == "auth"
+    # auth: "<Verb> <method> for [invalid user ]X"; others: "<lead>[<preamble>]X"
+    named = (
+        pl.when(auth)
+        .then(head.str.splitn(" for ", 2).struct.field("field_1"))
+        .when(pl.col("event").is_in(["invalid", "badproto"]))
+        .then(None)
+        .otherwise(head.str.slice(pl.col("lead_len")))
+    )
+    pre = pl.coalesce(
+        [pl.when(named.str.starts_with(p)).then(pl.lit(p)) for p in _PREAMBLES]
+    )
+    user = (
+        pl.when(pl.col("event") == "invalid")
+        .then(head.str.slice(pl.col("lead_len")))
+        .when(pl.col("event") == "badproto")
+        .then(None)
+        .when(pre.is_not_null())
+        .then(named.str.slice(pre.str.len_chars()))
+        .when(auth | pl.col("event").is_in(["maxtries"]))
+        .then(named)
+        .when(pl.col("tail_tail").is_not_null() & (named == ""))
+        .then(None)
+        .otherwise(pl.when(pl.col("how") == "tail").then(named))
+    )
+    return [
+        pl.when(auth).then(words.struct.field("field_0")).alias("verb"),
+        pl.when(auth).then(words.struct.field("field_1")).alias("method"),
+        pre.alias("pre"),
+        user.alias("user"),
+    ]
+
+
+def _addresses() -> dict[str, pl.Expr]:
+    return {
+        "ip": pl.coalesce("tail_ip", "head_ip"),
+        "port": pl.coalesce("tail_port", "head_port", "head_port2"),
+        "lip": pl.col("head_lip"),
+        "lport": pl.coalesce("head_lport", "head_lport2"),
+        "preauth": pl.col("tail_preauth").is_not_null()
+        | pl.col("msg").str.ends_with(" [preauth]").fill_null(False),
+    }
+
+
+def sshd_scan(
+    frame: pl.LazyFrame,
+    *,
+    sources: Sequence[str],
+    observer: str | None,
+    notes: Sequence[str],
+) -> Scan:
     """Connection records out of sshd messages.
 
     Args:
         frame: ``source, lineno, seq, line, kind0, ts, host, pid, msg`` in line order, where
-            ``kind0`` is ``reject`` / ``skip`` for lines decided before the message is read.
+            ``kind0`` is ``reject`` / ``skip`` for lines decided before the message is read
+            and ``seq`` is ``(index of the file in sources << 32) + lineno``.
+        sources: the files, in the order their index is counted in ``seq``.
         observer: host name for lines that carry none.
         notes: notes gathered while framing, passed through.
 
@@ -273,30 +359,27 @@ def sshd_scan(frame: pl.LazyFrame, *, observer: str | None, notes: Sequence[str]
     # rsyslog's dedupe wraps the repeated message: "message repeated 5 times: [ Failed ...]".
     msg = (
         pl.when(msg.str.starts_with("message repeated "))
-        .then(msg.str.extract(r"^message repeated \d+ times: \[ ?(.*)\]$"))
+        .then(msg.str.extract(r"^message repeated [0-9]+ times: \[ ?(.*)\]$"))
         .otherwise(msg)
     )
     live = pl.col("kind0").is_null()
-    events = (
-        frame.with_columns(msg=msg)
-        .with_columns(_t=pl.when(live).then(pl.col("msg")).str.extract_groups(_TEMPLATE_RE))
-        .unnest("_t")
-        .with_columns(
-            event=pl.coalesce(
-                [
-                    pl.when(pl.col(f"e{i}").is_not_null()).then(pl.lit(e))
-                    for i, e in enumerate(_EVENTS)
-                ]
-            ),
-            **{n: _field(n) for n in ("user", "ip", "port", "method", "lip", "lport")},
-            verb=_field("verb"),
-            inv=_field("inv"),
-            pre=_field("pre"),
-            reason=_field("reason"),
-        )
+    events = frame.with_columns(msg=pl.when(live).then(msg)).with_columns(_classify(pl.col("msg")))
+    tail = pl.when(pl.col("how") == "tail").then(pl.col("msg")).str.extract_groups(TAIL_RE)
+    head = (
+        pl.when(pl.col("how") == "head")
+        .then(pl.col("msg").str.slice(pl.col("lead_len")))
+        .str.extract_groups(HEAD_RE)
     )
-    preauth = pl.col("preauth").is_not_null()
-    invalid = (pl.col("inv").is_not_null()) | (pl.col("pre") == "invalid user")
+    events = events.with_columns(_tail=tail, _head=head).with_columns(
+        *[pl.col("_tail").struct.field(f).alias(f"tail_{f}") for f in _TAIL_FIELDS],
+        *[pl.col("_head").struct.field(f).alias(f"head_{f}") for f in _HEAD_FIELDS],
+    )
+    events = events.with_columns(_users(), **_addresses()).with_columns(
+        # a tail event whose address cannot be read is not an event: it becomes a reject
+        event=pl.when(pl.col("ip").is_not_null()).then(pl.col("event")),
+    )
+    preauth = pl.col("preauth")
+    invalid = pl.col("pre").is_in(["invalid user ", "illegal user "]).fill_null(False)
     outcome = (
         pl.when(pl.col("verb") == "Accepted")
         .then(pl.lit("accepted"))
@@ -312,10 +395,7 @@ def sshd_scan(frame: pl.LazyFrame, *, observer: str | None, notes: Sequence[str]
         .then(pl.lit("invalid_user"))
         .when(pl.col("event") == "maxtries")
         .then(pl.lit("max_attempts"))
-        .when(
-            (pl.col("event") == "disconnecting")
-            & pl.col("reason").str.starts_with("Too many authentication failures")
-        )
+        .when(pl.col("tail_sfx") == ": Too many authentication failures")
         .then(pl.lit("max_attempts"))
         .when(invalid)
         .then(pl.lit("invalid_user"))
@@ -328,7 +408,7 @@ def sshd_scan(frame: pl.LazyFrame, *, observer: str | None, notes: Sequence[str]
         .then(pl.lit("disconnected"))
         .otherwise(pl.lit("closed_preauth"))
     )
-    no_conn = msg.str.contains(NO_CONNECTION_RE)
+    no_conn = pl.col("msg").str.contains(NO_CONNECTION_RE)
     events = events.with_columns(
         kind=pl.when(pl.col("kind0").is_not_null())
         .then(pl.col("kind0"))
@@ -345,22 +425,35 @@ def sshd_scan(frame: pl.LazyFrame, *, observer: str | None, notes: Sequence[str]
         .then(pl.lit(1))
         .otherwise(pl.lit(0)),
     )
-    conns = events.filter(pl.col("kind") == "conn")
-    # Order events by outcome rank, then by position, to pick the decisive one's user/method.
-    by_rank = pl.col("rank").cast(pl.Int64) * (1 << 48) + pl.col("seq")
+    # records, rejects and skipped all come from this one parse: compute it once.
+    events = events.cache()
+    conns = events.filter(pl.col("kind") == "conn").with_columns(
+        # Order events by outcome rank, then position: the decisive event's user and method win.
+        _key=pl.col("rank").cast(pl.Int64) * (1 << 48) + pl.col("seq")
+    )
+
+    def decisive(name: str) -> pl.Expr:
+        # arg_max over a key that is null where the value is: no per-group sort needed
+        return pl.col(name).get(pl.when(pl.col(name).is_not_null()).then("_key").arg_max())
+
     records = (
         conns.group_by("observer", "pid", "ip", "port")
         .agg(
             ts=pl.col("ts").min(),
             last=pl.col("ts").max(),
-            source=pl.col("source").sort_by("seq").first(),
-            lineno=pl.col("lineno").sort_by("seq").first(),
-            ssh_user=pl.col("user").sort_by(by_rank).drop_nulls().last(),
+            first=pl.col("seq").min(),
+            ssh_user=decisive("user"),
             rank=pl.col("rank").max(),
-            method=pl.col("method").sort_by(by_rank).drop_nulls().last(),
-            dst_ip=pl.col("lip").drop_nulls().first(),
-            dst_port=pl.col("lport").drop_nulls().first(),
+            method=decisive("method"),
+            dst_ip=pl.col("lip").max(),
+            dst_port=pl.col("lport").max(),
             state_ev=pl.col("state_ev").max(),
+        )
+        .with_columns(
+            source=(pl.col("first") // (1 << 32)).replace_strict(
+                dict(enumerate(sources)), return_dtype=pl.String, default=None
+            ),
+            lineno=pl.col("first") % (1 << 32),
         )
         .with_columns(
             duration=pl.col("last") - pl.col("ts"),
@@ -424,7 +517,8 @@ def scan(
     if not paths:
         return empty_scan()
     frames, notes = [], []
-    for index, path in enumerate(chronological([Path(p) for p in paths])):
+    ordered = chronological([Path(p) for p in paths])
+    for index, path in enumerate(ordered):
         lines, file_notes = scan_lines(path)
         notes += file_notes
         mtime = None if year is not None else _mtime(path)
@@ -433,4 +527,4 @@ def scan(
         where = f"year {year} (--year)" if year else f"year from mtime {mtime:%Y-%m-%d}"
         notes.append(f"{path}: syslog times without zone read as {tz}; {where} for BSD lines")
     frame = pl.concat(frames, how="vertical")
-    return sshd_scan(frame, observer=observer, notes=notes)
+    return sshd_scan(frame, sources=[str(p) for p in ordered], observer=observer, notes=notes)

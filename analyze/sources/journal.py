@@ -51,7 +51,8 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
     if not paths:
         return empty_scan()
     frames, notes = [], []
-    for index, path in enumerate(chronological([Path(p) for p in paths])):
+    ordered = chronological([Path(p) for p in paths])
+    for index, path in enumerate(ordered):
         lines, file_notes = scan_lines(path)
         notes += file_notes
         micros = _get("__REALTIME_TIMESTAMP").cast(pl.Int64, strict=False)
@@ -71,4 +72,9 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
             seq=(index << 32) + pl.col("lineno").cast(pl.Int64),
         )
         frames.append(frame)
-    return sshd_scan(pl.concat(frames, how="vertical"), observer=observer, notes=notes)
+    return sshd_scan(
+        pl.concat(frames, how="vertical"),
+        sources=[str(p) for p in ordered],
+        observer=observer,
+        notes=notes,
+    )

@@ -45,15 +45,27 @@ NAME: Final = "weblog"
 _Q: Final = r'(?:[^"\\]|\\.)*'  # the inside of a quoted, backslash-escaped field
 
 COMBINED_RE: Final = (
-    r"^(?:(?<vhost>[^\s:]+):(?<vport>\d+) )?"  # vhost_combined "%v:%p "
+    r"^(?:(?<vhost>[^ :]+):(?<vport>[0-9]+) )?"  # vhost_combined "%v:%p "
     rf'(?:"(?<xffpre>{_Q})" )?'  # a quoted X-Forwarded-For list before the client
-    r"(?<client>[^\s,]+(?:, [^\s,]+)*) \S+ (?<user>\S+) \[(?<time_local>[^\]]+)\] "
-    rf'"(?:(?<method>[A-Za-z]+) (?<path>(?:[^ "\\]|\\.)*)(?: HTTP/[\d.]+)?|{_Q})" '
-    r"(?<status>\d{3}) (?:\d+|-)"
-    rf'(?: "(?<referer>{_Q})" "(?<ua>{_Q})")?'
-    rf'(?: "(?<xff>{_Q})")?(?: .*)?$'
+    r"(?<client>[^ ,]+(?:, [^ ,]+)*) [^ ]+ [^ ]+ \[(?<time_local>[^\]]+)\] "
+    rf'"(?:(?<method>[A-Za-z]+) (?<path>(?:[^ "\\]|\\.)*)(?: HTTP/[0-9.]+)?|{_Q})" '
+    r"(?<status>[0-9]{3}) (?:[0-9]+|-)"
+    rf'(?: "{_Q}" "(?<ua>{_Q})")?'
+    rf'(?: "(?<xff>{_Q})")?(?: |$)'
 )
-"""Common, combined and vhost_combined in one pattern, trailing extra fields allowed."""
+"""Common, combined and vhost_combined in one pattern; trailing extra fields are ignored.
+
+Not anchored at the end (``(?: |$)`` only checks the field boundary), so that the capture
+engine stops after the last field it needs instead of walking the rest of the line.
+"""
+
+FAST_RE: Final = (
+    r'^(?<client>[^ ]+) [^ ]+ [^ ]+ \[(?<time_local>[^\]]+)\] "(?<method>[A-Z]+) (?<path>[^ "]+) '
+    r'[^"]*" (?<status>[0-9]{3}) [^ ]+ "[^"]*" "(?<ua>[^"]*)"(?: "(?<xff>[^"]*)")?'
+)
+"""The plain combined line (no escaped quotes, one client, a request line): a pattern simple
+enough for the regex crate's one-pass engine, about 3x faster than ``COMBINED_RE``.  Lines
+it does not take go through ``COMBINED_RE``."""
 
 PRESETS: Final[dict[str, str]] = {
     "combined": '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -109,10 +121,10 @@ _APACHE_FIELDS: Final[dict[str, str]] = {
     "{canonical}p": "dst_port",
 }
 _FIELD_RE: Final[dict[str, str]] = {
-    "port": r"\d+|-",
-    "status": r"\d{3}",
-    "dst_port": r"\d+|-",
-    "msec": r"\d+(?:\.\d+)?",
+    "port": r"[0-9]+|-",
+    "status": r"[0-9]{3}",
+    "dst_port": r"[0-9]+|-",
+    "msec": r"[0-9]+(?:\.[0-9]+)?",
 }
 
 _NGINX_TOKEN: Final = re.compile(r"\$(\w+|\{\w+\})")
@@ -163,7 +175,7 @@ def compile_log_format(fmt: str) -> str:
             out.append(value if field not in used else value.replace("?<time_local>", "?:"))
             used.add(field)
             continue
-        pattern = _FIELD_RE.get(field or "", _Q if quoted else r"\S*")
+        pattern = _FIELD_RE.get(field or "", _Q if quoted else r"[^ ]*")
         if field and field not in used:
             out.append(f"(?<{field}>{pattern})")
             used.add(field)
@@ -217,7 +229,7 @@ def _records(parsed: pl.LazyFrame, observer: str | None) -> pl.LazyFrame:
         return pl.col(name) if name in have else pl.lit(None, pl.String)
 
     request = col("request").str.extract_groups(
-        r"^(?<m>[A-Za-z]+) (?<p>(?:[^ \\]|\\.)*)(?: HTTP/[\d.]+)?$"
+        r"^(?<m>[A-Za-z]+) (?<p>(?:[^ \\]|\\.)*)(?: HTTP/[0-9.]+)?$"
     )
     clients = col("client").str.split(", ")
     xff_parts = [col("xffpre"), clients.list.slice(0, clients.list.len() - 1).list.join(", ")]
@@ -247,13 +259,45 @@ def _records(parsed: pl.LazyFrame, observer: str | None) -> pl.LazyFrame:
     )
 
 
+def _two_tier(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """``COMBINED_RE``'s groups, taking the cheap ``FAST_RE`` path where it applies."""
+    line = pl.col("line")
+    # An escaped quote could end FAST_RE's quoted field early: such lines take the slow path.
+    fast = pl.when(~line.str.contains('\\"', literal=True)).then(line).str.extract_groups(FAST_RE)
+    fast_groups = set(re.findall(r"\(\?<(\w+)>", FAST_RE))
+    slow_groups = re.findall(r"\(\?<(\w+)>", COMBINED_RE)
+    taken = pl.col("_f").struct.field("client").is_not_null()
+    return (
+        lines.with_columns(_f=fast)
+        .with_columns(_s=pl.when(~taken).then(line).str.extract_groups(COMBINED_RE))
+        .select(
+            "source",
+            "lineno",
+            "line",
+            *[
+                (
+                    pl.coalesce(pl.col("_f").struct.field(g), pl.col("_s").struct.field(g))
+                    if g in fast_groups
+                    else pl.col("_s").struct.field(g)
+                ).alias(g)
+                for g in slow_groups
+            ],
+        )
+    )
+
+
 def _scan_text(path: Path, pattern: str, observer: str | None) -> tuple[Scan, list[str]]:
     lines, notes = scan_lines(path)
     groups = set(re.findall(r"\(\?<(\w+)>", pattern))
     if "client" not in groups:
         raise UsageError("--log-format: the format must log the client ($remote_addr or %h)")
     nonblank = lines.filter(pl.col("line").str.strip_chars() != "")
-    parsed = nonblank.with_columns(_m=pl.col("line").str.extract_groups(pattern)).unnest("_m")
+    if pattern == COMBINED_RE:
+        parsed = _two_tier(nonblank)
+    else:
+        parsed = nonblank.with_columns(_m=pl.col("line").str.extract_groups(pattern)).unnest("_m")
+    # records and rejects come from this one extraction: compute it once.
+    parsed = parsed.cache()
     ok = pl.col("client").is_not_null()
     records = conform(_records(parsed.filter(ok), observer))
     if not {"time_local", "time_iso", "msec"} & groups:
