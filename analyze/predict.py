@@ -19,12 +19,9 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Final, Literal, get_args
+from typing import Final, Literal, Protocol, get_args
 
 import polars as pl
-
-from capture.errors import UsageError
-from capture.schema import EGRESS_CLASS, EGRESS_VIA, EgressClass, EgressVia
 
 from analyze.inventory.model import (
     Allowlist,
@@ -34,9 +31,10 @@ from analyze.inventory.model import (
     LoadBalancer,
     Route,
     Subnet,
-    id_name,
     in_networks,
 )
+from capture.errors import UsageError
+from capture.schema import EGRESS_CLASS, EGRESS_VIA, EgressClass, EgressVia
 
 Confidence = Literal["documented", "empirical", "inferred"]
 """How sure a prediction is: a Microsoft doc says it, a published test showed it, or our reading."""
@@ -69,21 +67,21 @@ BASIC_RETIRED: Final = "Basic load balancers and Basic public IPs are retired si
 
 PREDICTION_SCHEMA: Final = pl.Schema(
     {
-        "vm": pl.String,
-        "nic": pl.String,
-        "ipconfig": pl.String,
-        "private_ip": pl.String,
-        "destination": pl.String,
+        "vm": pl.String(),
+        "nic": pl.String(),
+        "ipconfig": pl.String(),
+        "private_ip": pl.String(),
+        "destination": pl.String(),
         "class": EGRESS_CLASS,
         "via": EGRESS_VIA,
-        "resource": pl.String,
+        "resource": pl.String(),
         # Addresses (or prefixes, as CIDR) the destination will see; empty when Azure picks.
-        "expected_ips": pl.List(pl.String),
-        "row": pl.String,
+        "expected_ips": pl.List(pl.String()),
+        "row": pl.String(),
         "confidence": CONFIDENCE,
-        "reason": pl.String,
-        "fixes": pl.List(pl.String),
-        "snat_ports": pl.Int64,
+        "reason": pl.String(),
+        "fixes": pl.List(pl.String()),
+        "snat_ports": pl.Int64(),
     }
 )
 """The prediction frame (``--format json|csv|parquet``); ``allowed`` is added with an allowlist."""
@@ -165,6 +163,21 @@ def default_snat_ports(pool_size: int) -> int | None:
 # --- the engine ------------------------------------------------------------------------------
 
 
+class _Make(Protocol):
+    """Builds one ipconfig's ``Prediction`` (the closure in ``_Engine.predict``)."""
+
+    def __call__(
+        self, cls: EgressClass, row: str, reason: str, *, via: EgressVia | None = ...,
+        resource: str | None = ..., ips: Sequence[str] = ..., fixes: Sequence[str] = ...,
+        snat: int | None = ..., protocols: tuple[str, ...] = ..., modifiers: Sequence[str] = ...,
+        confidence: Confidence | None = ..., also_missing: Sequence[str] = ...,
+    ) -> Prediction: ...  # fmt: skip
+
+
+StdTouch = tuple[LoadBalancer, bool]
+"""A Standard load balancer a VM is a NIC-based member of (or NAT target), and whether it is public."""
+
+
 class _Engine:
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
@@ -176,7 +189,7 @@ class _Engine:
         for key in self.ipcs_of_vm:
             self.members[self.group(key)].append(key)
         # Standard LB associations per VM: (lb, public?) from NIC-based pools and NAT rules.
-        self.std_touch: dict[str, list[tuple[LoadBalancer, bool]]] = defaultdict(list)
+        self.std_touch: dict[str, list[StdTouch]] = defaultdict(list)
         for key, ipcs in self.ipcs_of_vm.items():
             for ipc in ipcs:
                 for lb in self.lbs_of(ipc):
@@ -480,7 +493,7 @@ class _Engine:
                 return "C", f"on-premises range {rng.name} ({rng.prefix}) over VPN / ExpressRoute"
         return None
 
-    def _appliance(self, make, who: str, route: Route, prefix: str, origin: str) -> Prediction:  # type: ignore[no-untyped-def]
+    def _appliance(self, make: _Make, who: str, route: Route, prefix: str, origin: str) -> Prediction:
         inv = self.inv
         fw = next(
             (f for f in inv.firewalls.values() if f.private_ip and f.private_ip == route.next_hop_ip),
@@ -521,7 +534,9 @@ class _Engine:
             resource=fw.name, ips=ips,
         )  # fmt: skip
 
-    def _lb_rows(self, make, who: str, ipc: IpConfig, pools: list[str], modifiers: list[str]) -> Prediction | None:  # type: ignore[no-untyped-def]
+    def _lb_rows(
+        self, make: _Make, who: str, ipc: IpConfig, pools: list[str], modifiers: list[str]
+    ) -> Prediction | None:
         inv = self.inv
         n = inv.name_of
         # row 5: Standard outbound rule
@@ -653,7 +668,11 @@ class _Engine:
             )  # fmt: skip
         return None
 
-    def _std_none(self, make, who, ipc, sub, sub_label, touch, group_touch, group, modifiers) -> Prediction:  # type: ignore[no-untyped-def]
+    def _std_none(
+        self, make: _Make, who: str, ipc: IpConfig, sub: Subnet | None, sub_label: str,
+        touch: list[StdTouch], group_touch: list[tuple[LoadBalancer, bool, str]], group: str,
+        modifiers: list[str],
+    ) -> Prediction:  # fmt: skip
         n = self.inv.name_of
         own_public = [lb for lb, pub in touch if pub]
         own_internal = [lb for lb, pub in touch if not pub]
@@ -718,7 +737,10 @@ class _Engine:
         vm = self.inv.vms.get(vm_key)
         return f"VM {vm.name if vm else self.inv.name_of(vm_key)}"
 
-    def _default(self, make, who, ipc, sub, sub_label, vm_key, pools, modifiers) -> Prediction:  # type: ignore[no-untyped-def]
+    def _default(
+        self, make: _Make, who: str, ipc: IpConfig, sub: Subnet | None, sub_label: str,
+        vm_key: str, pools: list[str], modifiers: list[str],
+    ) -> Prediction:  # fmt: skip
         inv = self.inv
         n = inv.name_of
         mods = list(modifiers)

@@ -108,8 +108,9 @@ def _firewall_vms(inv: Inventory, private_ip: str | None, vm_of_ipc: dict[str, s
         routes = (nic.effective_routes if nic and nic.effective_routes is not None else None) or (
             rt.routes if rt else ()
         )
-        if any(r.next_hop_ip == private_ip for r in routes) and vm_of_ipc.get(ipc.id):
-            out.add(vm_of_ipc[ipc.id])  # type: ignore[arg-type]
+        vm = vm_of_ipc.get(ipc.id)
+        if vm and any(r.next_hop_ip == private_ip for r in routes):
+            out.add(vm)
     return out
 
 

@@ -20,10 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from capture.errors import InventoryError, ParseError, clip
-
 from analyze.inventory.model import Allowlist, AllowRule, id_name, id_parent
 from analyze.inventory.node import Node, parse_network
+from capture.errors import InventoryError, ParseError, clip
 
 NAME = "allowlist"
 """Loader name, for messages."""
@@ -67,7 +66,7 @@ def entry_rule(text: str, where: str, *, action: str = "allow", priority: int | 
 
 
 def _action(node: Node, where: str) -> str:
-    text = (node.str("action", "access") or "Allow").lower()
+    text = (node.text("action", "access") or "Allow").lower()
     if text not in ("allow", "deny"):
         raise InventoryError(f"{where}: unknown action {clip(text)}")
     return text
@@ -101,10 +100,10 @@ def load(kind: str, node: Node, stem: str) -> Allowlist:
         rules = []
         for r in node.objs("ipSecurityRestrictions"):
             where = f"{node.source}: {r.path}"
-            action, priority = _action(r, where), r.int("priority")
-            tag_kind = (r.str("tag") or "Default").lower()
-            ip = r.str("ipAddress")
-            if r.str("vnetSubnetResourceId"):
+            action, priority = _action(r, where), r.integer("priority")
+            tag_kind = (r.text("tag") or "Default").lower()
+            ip = r.text("ipAddress")
+            if r.text("vnetSubnetResourceId"):
                 rules.append(
                     AllowRule(subnet_id=r.ref("vnetSubnetResourceId"), action=action, priority=priority)  # type: ignore[arg-type]
                 )
@@ -116,32 +115,32 @@ def load(kind: str, node: Node, stem: str) -> Allowlist:
             else:
                 for part in ip.split(","):
                     rules.append(entry_rule(part, where, action=action, priority=priority))
-        return Allowlist(name=node.str("name") or stem, rules=tuple(rules), source=node.where())
+        return Allowlist(name=node.text("name") or stem, rules=tuple(rules), source=node.where())
     if kind == "storage":
         acls = node.obj("networkAcls") or node
         rules = []
         for r in acls.objs("ipRules"):
-            value = r.str("ipAddressOrRange", "value")
+            value = r.text("ipAddressOrRange", "value")
             if value:
                 rules.append(entry_rule(value, f"{node.source}: {r.path}", action=_action(r, r.where())))
         for r in acls.objs("virtualNetworkRules"):
             if (sid := r.ref("virtualNetworkResourceId", "id")) is not None:
                 rules.append(AllowRule(subnet_id=sid))
-        if (acls.str("defaultAction") or "deny").lower() == "allow":
+        if (acls.text("defaultAction") or "deny").lower() == "allow":
             rules.append(AllowRule(tag="*"))
-        name = node.str("name") if node is not acls or node.has("networkAcls") else None
+        name = node.text("name") if node is not acls or node.has("networkAcls") else None
         return Allowlist(name=name or stem, rules=tuple(rules), source=node.where())
     if kind == "nsg":
         rules = []
         for r in node.objs("securityRules") + node.objs("defaultSecurityRules"):
             rules += _nsg_rule(r)
-        return Allowlist(name=node.str("name") or stem, rules=tuple(rules), source=node.where())
+        return Allowlist(name=node.text("name") or stem, rules=tuple(rules), source=node.where())
     if kind == "nsg_rule":
-        rid = node.str("id")
+        rid = node.text("id")
         name = id_name(id_parent(rid)) if rid and "/securityrules/" in rid.lower() else stem
         return Allowlist(name=name, rules=tuple(_nsg_rule(node)), source=node.where())
     if kind == "sql":
-        rid = node.str("id")
+        rid = node.text("id")
         name = id_name(id_parent(rid)) if rid and "/firewallrules/" in rid.lower() else stem
         start, end = node.ip("startIpAddress"), node.ip("endIpAddress")
         assert start is not None and end is not None
@@ -150,7 +149,7 @@ def load(kind: str, node: Node, stem: str) -> Allowlist:
         else:
             try:
                 nets = ipaddress.summarize_address_range(
-                    ipaddress.ip_address(start), ipaddress.ip_address(end)  # type: ignore[arg-type]
+                    ipaddress.ip_address(start), ipaddress.ip_address(end)  # type: ignore[arg-type,unused-ignore]
                 )
                 rules = [AllowRule(network=str(n)) for n in nets]
             except (ValueError, TypeError):
@@ -160,10 +159,10 @@ def load(kind: str, node: Node, stem: str) -> Allowlist:
 
 
 def _nsg_rule(node: Node) -> list[AllowRule]:
-    if (node.str("direction") or "").lower() != "inbound":
+    if (node.text("direction") or "").lower() != "inbound":
         return []
     where = f"{node.source}: {node.path}"
-    action, priority = _action(node, where), node.int("priority")
+    action, priority = _action(node, where), node.integer("priority")
     sources = node.strs("sourceAddressPrefixes") or node.strs("sourceAddressPrefix")
     return [entry_rule(s, where, action=action, priority=priority) for s in sources]
 

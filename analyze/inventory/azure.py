@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from capture.errors import clip
-
 from analyze.inventory.build import Builder, lb_child_id
 from analyze.inventory.model import (
+    RULE_PROTOCOLS,
     SKUS,
     BackendPool,
     Firewall,
@@ -44,6 +43,7 @@ from analyze.inventory.model import (
     id_type,
 )
 from analyze.inventory.node import Node
+from capture.errors import clip
 
 NAME = "azure"
 """Loader name, for messages."""
@@ -51,10 +51,10 @@ NAME = "azure"
 
 def resource_type(node: Node) -> str | None:
     """Lower-case last segment of the resource type (``loadbalancers``), or None."""
-    rtype = node.str("type")
+    rtype = node.text("type")
     if rtype and "/" in rtype:
         return rtype.rsplit("/", 1)[1].lower()
-    rid = node.str("id")
+    rid = node.text("id")
     if rid and rid.startswith("/") and "/providers/" in rid.lower():
         return id_type(rid)
     return None
@@ -88,7 +88,7 @@ def load(node: Node, into: Builder) -> bool:
 
 
 def _id(node: Node, fallback: str | None = None) -> str:
-    raw = node.str("id")
+    raw = node.text("id")
     if raw:
         return canon_id(raw)
     if fallback:
@@ -97,12 +97,12 @@ def _id(node: Node, fallback: str | None = None) -> str:
 
 
 def _name(node: Node, rid: str) -> str:
-    return node.str("name") or id_name(rid)
+    return node.text("name") or id_name(rid)
 
 
 def _sku(node: Node) -> Sku | None:
     sku = node.obj("sku")
-    text = sku.str("name") if sku is not None else node.str("sku")
+    text = sku.text("name") if sku is not None else node.text("sku")
     if text is None:
         return None
     for known in SKUS:
@@ -112,12 +112,12 @@ def _sku(node: Node) -> Sku | None:
 
 
 def _protocol(node: Node) -> RuleProtocol | None:
-    text = node.str("protocol")
+    text = node.text("protocol")
     if text is None:
         return None
-    for p in ("Tcp", "Udp", "All"):
+    for p in RULE_PROTOCOLS:
         if p.lower() == text.lower():
-            return p  # type: ignore[return-value]
+            return p
     raise node.error(f"unknown protocol {clip(text)}", "protocol")
 
 
@@ -158,7 +158,7 @@ def _load_balancer(node: Node, into: Builder) -> None:
 
 
 def _child_lb(node: Node) -> str:
-    rid = node.str("id")
+    rid = node.text("id")
     if not rid:
         raise node.error("load balancer child resource has no id")
     return id_parent(canon_id(rid))
@@ -166,11 +166,11 @@ def _child_lb(node: Node) -> str:
 
 def _frontend(node: Node, into: Builder, lb_id: str | None = None) -> None:
     lb_id = lb_id or _child_lb(node)
-    name = node.str("name") or "?"
+    name = node.text("name") or "?"
     rid = _id(node, lb_child_id(lb_id, "frontendipconfigurations", name))
     _remember_refs(node, into, "publicIPAddress", "publicIPPrefix")
     pip = node.obj("publicIPAddress")
-    if pip is not None and pip.str("ipAddress"):
+    if pip is not None and pip.text("ipAddress"):
         _public_ip(pip, into)
     into.add(
         Frontend(
@@ -188,7 +188,7 @@ def _frontend(node: Node, into: Builder, lb_id: str | None = None) -> None:
 
 def _pool(node: Node, into: Builder, lb_id: str | None = None) -> None:
     lb_id = lb_id or _child_lb(node)
-    name = node.str("name") or "?"
+    name = node.text("name") or "?"
     rid = _id(node, lb_child_id(lb_id, "backendaddresspools", name))
     ipconfigs = list(node.refs("backendIPConfigurations"))
     addresses = []
@@ -220,7 +220,7 @@ _COLLECTION: dict[RuleKind, str] = {
 
 def _rule(node: Node, into: Builder, lb_id: str | None, kind: RuleKind) -> None:
     lb_id = lb_id or _child_lb(node)
-    name = node.str("name") or "?"
+    name = node.text("name") or "?"
     rid = _id(node, lb_child_id(lb_id, _COLLECTION[kind], name))
     frontends = node.refs("frontendIPConfigurations") + (
         (r,) if (r := node.ref("frontendIPConfiguration")) else ()
@@ -228,7 +228,7 @@ def _rule(node: Node, into: Builder, lb_id: str | None, kind: RuleKind) -> None:
     pools = ((r,) if (r := node.ref("backendAddressPool")) else ()) + node.refs(
         "backendAddressPools"
     )
-    start = node.int("frontendPortRangeStart")
+    start = node.integer("frontendPortRangeStart")
     into.add(
         LbRule(
             id=rid,
@@ -239,12 +239,12 @@ def _rule(node: Node, into: Builder, lb_id: str | None, kind: RuleKind) -> None:
             frontend_ids=tuple(dict.fromkeys(frontends)),
             pool_ids=tuple(dict.fromkeys(pools)),
             ipconfig_id=node.ref("backendIPConfiguration"),
-            frontend_port=node.int("frontendPort") if start is None else start,
-            frontend_port_end=node.int("frontendPortRangeEnd"),
-            backend_port=node.int("backendPort"),
+            frontend_port=node.integer("frontendPort") if start is None else start,
+            frontend_port_end=node.integer("frontendPortRangeEnd"),
+            backend_port=node.integer("backendPort"),
             probe_id=node.ref("probe"),
-            disable_outbound_snat=bool(node.bool("disableOutboundSnat")),
-            allocated_outbound_ports=node.int("allocatedOutboundPorts"),
+            disable_outbound_snat=bool(node.flag("disableOutboundSnat")),
+            allocated_outbound_ports=node.integer("allocatedOutboundPorts"),
             source=node.where(),
         )
     )
@@ -252,15 +252,15 @@ def _rule(node: Node, into: Builder, lb_id: str | None, kind: RuleKind) -> None:
 
 def _probe(node: Node, into: Builder, lb_id: str | None = None) -> None:
     lb_id = lb_id or _child_lb(node)
-    name = node.str("name") or "?"
+    name = node.text("name") or "?"
     rid = _id(node, lb_child_id(lb_id, "probes", name))
     into.add(
         Probe(
             id=rid,
             name=_name(node, rid),
             lb_id=lb_id,
-            protocol=node.str("protocol"),
-            port=node.int("port"),
+            protocol=node.text("protocol"),
+            port=node.integer("port"),
             source=node.where(),
         )
     )
@@ -283,7 +283,7 @@ def _nic(node: Node, into: Builder) -> None:
             id=nic_id,
             name=_name(node, nic_id),
             vm_id=node.ref("virtualMachine"),
-            primary=node.bool("primary"),
+            primary=node.flag("primary"),
             source=node.where(),
         )
     )
@@ -294,21 +294,21 @@ def _nic(node: Node, into: Builder) -> None:
 def _ipconfig(node: Node, into: Builder, nic_id: str | None = None) -> None:
     if nic_id is None:
         nic_id = _child_lb(node)
-    name = node.str("name") or "?"
+    name = node.text("name") or "?"
     rid = _id(node, f"{nic_id}/ipconfigurations/{name.lower()}")
     _remember_refs(
         node, into, "subnet", "publicIPAddress", "loadBalancerBackendAddressPools",
         "loadBalancerInboundNatRules",
     )  # fmt: skip
     pip = node.obj("publicIPAddress")
-    if pip is not None and pip.str("ipAddress"):
+    if pip is not None and pip.text("ipAddress"):
         _public_ip(pip, into)  # expanded by `az vmss nic list` / `--expand`
     into.add(
         IpConfig(
             id=rid,
             name=_name(node, rid),
             nic_id=nic_id,
-            primary=node.bool("primary"),
+            primary=node.flag("primary"),
             private_ip=node.ip("privateIPAddress"),
             subnet_id=node.ref("subnet"),
             public_ip_id=node.ref("publicIPAddress"),
@@ -408,7 +408,7 @@ def _subnet(node: Node, into: Builder, vnet_id: str | None = None) -> None:
     prefixes = [_net(node, p) for p in node.strs("addressPrefixes")]
     if (single := node.network("addressPrefix")) is not None:
         prefixes.insert(0, single)
-    endpoints = tuple(s for ep in node.objs("serviceEndpoints") if (s := ep.str("service")))
+    endpoints = tuple(s for ep in node.objs("serviceEndpoints") if (s := ep.text("service")))
     _remember_refs(node, into, "natGateway", "routeTable")
     into.add(
         Subnet(
@@ -418,7 +418,7 @@ def _subnet(node: Node, into: Builder, vnet_id: str | None = None) -> None:
             prefixes=tuple(dict.fromkeys(prefixes)),
             nat_gateway_id=node.ref("natGateway"),
             route_table_id=node.ref("routeTable"),
-            default_outbound_access=node.bool("defaultOutboundAccess"),
+            default_outbound_access=node.flag("defaultOutboundAccess"),
             service_endpoints=endpoints,
             source=node.where(),
         )
@@ -431,16 +431,16 @@ def route_of(node: Node) -> Route:
     """One UDR or effective-route entry."""
     prefixes = node.strs("addressPrefix")
     hops = node.strs("nextHopIpAddress")
-    hop = node.str("nextHopType")
+    hop = node.text("nextHopType")
     if not prefixes or hop is None:
         raise node.error("route without addressPrefix / nextHopType")
-    state = node.str("state")
+    state = node.text("state")
     return Route(
         prefixes=tuple(_net(node, p) for p in prefixes),
         next_hop_type=hop,
         next_hop_ip=hops[0] if hops else None,
-        name=node.str("name"),
-        origin=node.str("source"),
+        name=node.text("name"),
+        origin=node.text("source"),
         active=state is None or state.lower() == "active",
     )
 
@@ -511,7 +511,7 @@ def _vm(node: Node, into: Builder) -> None:
 
 def _scale_set(node: Node, into: Builder) -> None:
     rid = _id(node)
-    mode = node.str("orchestrationMode")
+    mode = node.text("orchestrationMode")
     orchestration = None
     if mode is not None:
         if mode.lower() not in ("uniform", "flexible"):
@@ -562,7 +562,7 @@ def _vm_ip_addresses(vm: Node, into: Builder) -> None:
     network = vm.obj("network")
     assert network is not None
     for pip in network.objs("publicIpAddresses"):
-        if pip.str("id"):
+        if pip.text("id"):
             _public_ip(pip, into)
 
 

@@ -271,10 +271,9 @@ class Builder:
                     if f.name == "id" or not (f.name.endswith("_id") or f.name.endswith("_ids")):
                         continue
                     value = getattr(rec, f.name)
-                    if isinstance(value, tuple):
-                        new = tuple(fix(v) or v for v in value)
-                    else:
-                        new = fix(value)
+                    new: Any = (
+                        tuple(fix(v) or v for v in value) if isinstance(value, tuple) else fix(value)
+                    )
                     if new != value:
                         changes[f.name] = new
                 if changes:

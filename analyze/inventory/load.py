@@ -16,12 +16,11 @@ from typing import Any
 
 import yaml
 
-from capture.errors import InventoryError, ParseError, clip
-
 from analyze.inventory import allowlists, azure, native, servicetags, template
 from analyze.inventory.build import Builder
 from analyze.inventory.model import Inventory, Route
 from analyze.inventory.node import Node
+from capture.errors import InventoryError, ParseError, clip
 
 TEXT_SUFFIXES = (".txt", ".lst", ".list")
 FOLDER_GLOBS = ("*.json", "*.yaml", "*.yml", "*.txt")
@@ -155,7 +154,7 @@ def _dispatch(
         return
     rtype = azure.resource_type(node)
     if rtype is not None:
-        into.warn(f"{source}: {path}: ignored resource of type {node.str('type') or rtype}")
+        into.warn(f"{source}: {path}: ignored resource of type {node.text('type') or rtype}")
         return
     raise InventoryError(
         f"{source}: {path}: not an inventory document: expected native YAML sections, an "

@@ -46,12 +46,12 @@ RangeKind = Literal["onprem", "other"]
 RuleAction = Literal["allow", "deny"]
 """What an allowlist rule does with a matching source address."""
 
-SKUS: Final = get_args(Sku)
-RULE_KINDS: Final = get_args(RuleKind)
-RULE_PROTOCOLS: Final = get_args(RuleProtocol)
-ORCHESTRATIONS: Final = get_args(Orchestration)
-PROXY_KINDS: Final = get_args(ProxyKind)
-RANGE_KINDS: Final = get_args(RangeKind)
+SKUS: Final[tuple[Sku, ...]] = get_args(Sku)
+RULE_KINDS: Final[tuple[RuleKind, ...]] = get_args(RuleKind)
+RULE_PROTOCOLS: Final[tuple[RuleProtocol, ...]] = get_args(RuleProtocol)
+ORCHESTRATIONS: Final[tuple[Orchestration, ...]] = get_args(Orchestration)
+PROXY_KINDS: Final[tuple[ProxyKind, ...]] = get_args(ProxyKind)
+RANGE_KINDS: Final[tuple[RangeKind, ...]] = get_args(RangeKind)
 
 RULE_KIND: Final = pl.Enum(list(RULE_KINDS))
 OWNER_KIND: Final = pl.Enum(
@@ -575,37 +575,37 @@ SERVICE_TAGS_SCHEMA: Final = pl.Schema(
         # systemService ("AzureStorage", ...), empty for AzureCloud tags.
         "system_service": pl.Categorical(),
         # The CIDR as written.
-        "prefix": pl.String,
-        "ip_version": pl.UInt8,
+        "prefix": pl.String(),
+        "ip_version": pl.UInt8(),
         # IPv4 only: first and last address as integers (null for IPv6).
-        "start": pl.UInt32,
-        "end": pl.UInt32,
+        "start": pl.UInt32(),
+        "end": pl.UInt32(),
         # The prefix length: more specific prefixes win when tags overlap.
-        "prefix_len": pl.UInt8,
+        "prefix_len": pl.UInt8(),
     }
 )
 
 ADDRESS_SCHEMA: Final = pl.Schema(
     {
         # The inventory address as a CIDR (/32 or /128 for single addresses).
-        "network": pl.String,
-        "ip_version": pl.UInt8,
+        "network": pl.String(),
+        "ip_version": pl.UInt8(),
         # IPv4 only: first and last address as integers, for join_asof range lookups.
-        "start": pl.UInt32,
-        "end": pl.UInt32,
-        "prefix_len": pl.UInt8,
+        "start": pl.UInt32(),
+        "end": pl.UInt32(),
+        "prefix_len": pl.UInt8(),
         # DESIGN.md class (null for public IPs of other infrastructure, or unattached).
         "class": EGRESS_CLASS,
         # For lb_frontend: the rule kind that gives egress through it, if any.
         "via": EGRESS_VIA,
         # Who owns it, and its display name ("mylb/LoadBalancerFrontEnd", "ngw1", NIC/ipconfig).
         "owner_kind": OWNER_KIND,
-        "resource": pl.String,
-        "resource_id": pl.String,
+        "resource": pl.String(),
+        "resource_id": pl.String(),
         # Public IP / prefix resource name, when the address comes from one.
-        "public_ip": pl.String,
+        "public_ip": pl.String(),
         # VMs structurally attached to the owner (pool members, subnet VMs, the NIC's VM).
-        "vms": pl.List(pl.String),
+        "vms": pl.List(pl.String()),
     }
 )
 
@@ -750,7 +750,7 @@ class Inventory:
                 ``source``, for terminal tables.
         """
         if display:
-            out = {}
+            shown: dict[str, pl.DataFrame] = {}
             for name, df in self.tables().items():
                 exprs = []
                 for col, dtype in df.schema.items():
@@ -760,14 +760,14 @@ class Inventory:
                         values = df.get_column(col).drop_nulls().unique().to_list()
                         mapping = {v: self.display_name(v) for v in values}
                         exprs.append(pl.col(col).replace(mapping))
-                    elif col.endswith("_ids") and dtype == pl.List(pl.String):
+                    elif col.endswith("_ids") and dtype == pl.List(pl.String()):
                         values = df.get_column(col).explode().drop_nulls().unique().to_list()
                         mapping = {v: self.display_name(v) for v in values}
                         exprs.append(pl.col(col).list.eval(pl.element().replace(mapping)))
                     else:
                         exprs.append(pl.col(col))
-                out[name] = df.select(exprs)
-            return out
+                shown[name] = df.select(exprs)
+            return shown
         out: dict[str, pl.DataFrame] = {}
         for f in fields(self):
             if f.name in ("names", "warnings"):

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from capture.errors import InventoryError, clip
-
 from analyze.inventory import servicetags
 from analyze.inventory.allowlists import entry_rule
 from analyze.inventory.build import Builder, lb_child_id
@@ -46,6 +44,7 @@ from analyze.inventory.model import (
     Vnet,
 )
 from analyze.inventory.node import Node
+from capture.errors import InventoryError, clip
 
 NAME = "native-yaml"
 """Loader name, for messages."""
@@ -83,14 +82,14 @@ def _check(node: Node, allowed: tuple[str, ...]) -> None:
 
 
 def _req(node: Node, key: str) -> str:
-    value = node.str(key)
+    value = node.text(key)
     if value is None:
         raise node.error(f"missing {key!r}")
     return value
 
 
 def _sku(node: Node, key: str = "sku", *, required: bool = False) -> Sku | None:
-    text = node.str(key)
+    text = node.text(key)
     if text is None:
         if required:
             raise node.error(f"missing {key!r} (Basic or Standard)")
@@ -133,7 +132,7 @@ class _Reader:
     # -- references -------------------------------------------------------------------------
 
     def subnet(self, node: Node, key: str) -> str | None:
-        text = node.str(key)
+        text = node.text(key)
         if text is None:
             return None
         if "/" in text:
@@ -220,12 +219,12 @@ class _Reader:
             )  # fmt: skip
         for node in doc.objs("proxies"):
             _check(node, ("name", "kind", "addresses"))
-            kind = (node.str("kind") or "reverse_proxy").lower()
+            kind = (node.text("kind") or "reverse_proxy").lower()
             if kind not in PROXY_KINDS:
                 raise node.error(f"unknown proxy kind {clip(kind)}", "kind")
             self.into.add(
                 Proxy(
-                    name=_req(node, "name"), kind=kind,  # type: ignore[arg-type]
+                    name=_req(node, "name"), kind=kind,
                     addresses=tuple(self._nets(node, "addresses")), source=node.where(),
                 )
             )  # fmt: skip
@@ -242,13 +241,13 @@ class _Reader:
             )
         for node in doc.objs("known_ranges"):
             _check(node, ("name", "prefix", "kind"))
-            kind = (node.str("kind") or "other").lower()
+            kind = (node.text("kind") or "other").lower()
             if kind not in RANGE_KINDS:
                 raise node.error(f"unknown range kind {clip(kind)}", "kind")
             self.into.add(
                 KnownRange(
                     name=_req(node, "name"), prefix=node.network("prefix") or "",
-                    kind=kind, source=node.where(),  # type: ignore[arg-type]
+                    kind=kind, source=node.where(),
                 )
             )  # fmt: skip
         for i, text in enumerate(self._nets(doc, "onprem")):
@@ -259,7 +258,7 @@ class _Reader:
         for node in doc.objs("service_tags"):
             _check(node, ("name", "region", "system_service", "prefixes"))
             records += servicetags.rows(
-                _req(node, "name"), node.str("region") or "", node.str("system_service") or "",
+                _req(node, "name"), node.text("region") or "", node.text("system_service") or "",
                 node.strs("prefixes"), f"{node.where()}.prefixes",
             )  # fmt: skip
         if records:
@@ -288,7 +287,7 @@ class _Reader:
             PublicIp(
                 id=nid("publicIPAddresses", name), name=name, address=node.ip("address"),
                 sku=_sku(node),
-                prefix_id=nid("publicIPPrefixes", p) if (p := node.str("prefix")) else None,
+                prefix_id=nid("publicIPPrefixes", p) if (p := node.text("prefix")) else None,
                 source=node.where(),
             )
         )  # fmt: skip
@@ -315,9 +314,9 @@ class _Reader:
                 Subnet(
                     id=nid("virtualNetworks", name, "subnets", sname), name=sname, vnet_id=vnet_id,
                     prefixes=tuple(prefixes),
-                    nat_gateway_id=nid("natGateways", n) if (n := sub.str("nat_gateway")) else None,
-                    route_table_id=nid("routeTables", r) if (r := sub.str("route_table")) else None,
-                    default_outbound_access=sub.bool("default_outbound_access"),
+                    nat_gateway_id=nid("natGateways", n) if (n := sub.text("nat_gateway")) else None,
+                    route_table_id=nid("routeTables", r) if (r := sub.text("route_table")) else None,
+                    default_outbound_access=sub.flag("default_outbound_access"),
                     service_endpoints=tuple(sub.strs("service_endpoints")), source=sub.where(),
                 )
             )  # fmt: skip
@@ -325,7 +324,7 @@ class _Reader:
     def _scale_set(self, node: Node) -> None:
         _check(node, ("name", "orchestration"))
         name = _req(node, "name")
-        mode = node.str("orchestration")
+        mode = node.text("orchestration")
         if mode is not None and mode.lower() not in ("uniform", "flexible"):
             raise node.error(f"unknown orchestration {clip(mode)} (Uniform or Flexible)", "orchestration")
         self.into.add(
@@ -354,10 +353,10 @@ class _Reader:
         nics = self._nics(vm)
         if not nics:
             return
-        first = next((n for n in nics if n.bool("primary")), nics[0])
+        first = next((n for n in nics if n.flag("primary")), nics[0])
         ipcs = first.objs("ipconfigs")
         if ipcs:
-            ipc = next((c for c in ipcs if c.bool("primary")), ipcs[0])
+            ipc = next((c for c in ipcs if c.flag("primary")), ipcs[0])
             nic_id = nid("networkInterfaces", _req(first, "name"))
             self.vm_primary[_req(vm, "name").lower()] = f"{nic_id}/ipconfigurations/{_req(ipc, 'name').lower()}"
 
@@ -365,8 +364,8 @@ class _Reader:
         _check(node, ("name", "availability_set", "scale_set", "nics", *self._SHORT))
         name = _req(node, "name")
         vm_id = nid("virtualMachines", name)
-        aset = node.str("availability_set")
-        sset = node.str("scale_set")
+        aset = node.text("availability_set")
+        sset = node.text("scale_set")
         nics = self._nics(node)
         nic_ids = []
         for n, nic in enumerate(nics):
@@ -380,7 +379,7 @@ class _Reader:
             self.into.add(
                 Nic(
                     id=nic_id, name=nic_name, vm_id=vm_id,
-                    primary=nic.bool("primary") if nic.has("primary") else n == 0,
+                    primary=nic.flag("primary") if nic.has("primary") else n == 0,
                     effective_routes=routes, source=nic.where(),
                 )
             )  # fmt: skip
@@ -391,12 +390,12 @@ class _Reader:
                 _check(ipc, ("name", "primary", "private_ip", "subnet", "public_ip",
                              "public_ip_sku", "pools", "nat_rules", "nat_pools"))  # fmt: skip
                 ipc_name = _req(ipc, "name")
-                pip = ipc.str("public_ip")
+                pip = ipc.text("public_ip")
                 self.into.add(
                     IpConfig(
                         id=f"{nic_id}/ipconfigurations/{ipc_name.lower()}", name=ipc_name,
                         nic_id=nic_id,
-                        primary=ipc.bool("primary") if ipc.has("primary") else i == 0,
+                        primary=ipc.flag("primary") if ipc.has("primary") else i == 0,
                         private_ip=ipc.ip("private_ip"), subnet_id=self.subnet(ipc, "subnet"),
                         public_ip_id=self.public_ip(pip, name, _sku(ipc, "public_ip_sku"), ipc.where())
                         if pip else None,
@@ -427,10 +426,10 @@ class _Reader:
     def _route(self, node: Node) -> Route:
         _check(node, ("name", "prefix", "next_hop", "next_hop_ip", "source", "state"))
         hop = _req(node, "next_hop")
-        state = node.str("state")
+        state = node.text("state")
         return Route(
             prefixes=tuple(self._nets(node, "prefix")), next_hop_type=hop,
-            next_hop_ip=node.ip("next_hop_ip"), name=node.str("name"), origin=node.str("source"),
+            next_hop_ip=node.ip("next_hop_ip"), name=node.text("name"), origin=node.text("source"),
             active=state is None or state.lower() == "active",
         )  # fmt: skip
 
@@ -448,7 +447,7 @@ class _Reader:
         for fe in node.objs("frontends"):
             _check(fe, ("name", "public_ip", "public_ip_prefix", "private_ip", "subnet"))
             fe_name = _req(fe, "name")
-            pip, pfx = fe.str("public_ip"), fe.str("public_ip_prefix")
+            pip, pfx = fe.text("public_ip"), fe.text("public_ip_prefix")
             self.into.add(
                 Frontend(
                     id=lb_child_id(lb_id, "frontendipconfigurations", fe_name), name=fe_name,
@@ -476,8 +475,8 @@ class _Reader:
             self.into.add(
                 Probe(
                     id=lb_child_id(lb_id, "probes", pname), name=pname, lb_id=lb_id,
-                    protocol=probe.str("protocol"), port=probe.int("port"),
-                    healthy=probe.bool("healthy"), source=probe.where(),
+                    protocol=probe.text("protocol"), port=probe.integer("port"),
+                    healthy=probe.flag("healthy"), source=probe.where(),
                 )
             )  # fmt: skip
         sections: tuple[tuple[str, RuleKind, str], ...] = (
@@ -492,10 +491,10 @@ class _Reader:
                               "frontend_port", "frontend_port_range", "backend_port", "probe",
                               "disable_outbound_snat", "allocated_outbound_ports"))  # fmt: skip
                 rname = _req(rule, "name")
-                fes = [rule.str("frontend")] + rule.strs("frontends")
+                fes = [rule.text("frontend")] + rule.strs("frontends")
                 port_range = rule.strs("frontend_port_range")
-                target = rule.str("target")
-                protocol = rule.str("protocol")
+                target = rule.text("target")
+                protocol = rule.text("protocol")
                 if protocol is not None and protocol.capitalize() not in ("Tcp", "Udp", "All"):
                     raise rule.error(f"unknown protocol {clip(protocol)}", "protocol")
                 self.into.add(
@@ -506,14 +505,14 @@ class _Reader:
                         frontend_ids=tuple(
                             lb_child_id(lb_id, "frontendipconfigurations", f) for f in fes if f
                         ),
-                        pool_ids=(c,) if (c := child("backendaddresspools", rule.str("pool"))) else (),
+                        pool_ids=(c,) if (c := child("backendaddresspools", rule.text("pool"))) else (),
                         ipconfig_id=self.member(target, rule) if target else None,
-                        frontend_port=int(port_range[0]) if port_range else rule.int("frontend_port"),
+                        frontend_port=int(port_range[0]) if port_range else rule.integer("frontend_port"),
                         frontend_port_end=int(port_range[-1]) if port_range else None,
-                        backend_port=rule.int("backend_port"),
-                        probe_id=child("probes", rule.str("probe")),
-                        disable_outbound_snat=bool(rule.bool("disable_outbound_snat")),
-                        allocated_outbound_ports=rule.int("allocated_outbound_ports"),
+                        backend_port=rule.integer("backend_port"),
+                        probe_id=child("probes", rule.text("probe")),
+                        disable_outbound_snat=bool(rule.flag("disable_outbound_snat")),
+                        allocated_outbound_ports=rule.integer("allocated_outbound_ports"),
                         source=rule.where(),
                     )
                 )  # fmt: skip

@@ -2,7 +2,7 @@
 
 Azure's key casing drifts between CLI versions (``frontendIpConfigurations`` vs
 ``frontendIPConfigurations``) and ARM nests fields under ``properties`` where the CLI
-flattens them.  ``Node`` hides both: ``node.str("privateIPAddress")`` finds the key in any
+flattens them.  ``Node`` hides both: ``node.text("privateIPAddress")`` finds the key in any
 casing, at the top level or under ``properties``, and every error names the file and the
 JSON / YAML path of the offending value.
 """
@@ -13,9 +13,8 @@ import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from capture.errors import InventoryError, clip
-
 from analyze.inventory.model import canon_id
+from capture.errors import InventoryError, clip
 
 
 class Node:
@@ -64,7 +63,7 @@ class Node:
 
     # -- typed reads ----------------------------------------------------------------------
 
-    def str(self, *names: str) -> str | None:
+    def text(self, *names: str) -> str | None:
         """A string value; numbers are accepted and turned into text."""
         hit = self._find(names)
         if hit is None:
@@ -75,7 +74,7 @@ class Node:
         text = str(val).strip()
         return text or None
 
-    def int(self, *names: str) -> int | None:
+    def integer(self, *names: str) -> int | None:
         """An integer value (digits in a string are accepted)."""
         hit = self._find(names)
         if hit is None:
@@ -89,7 +88,7 @@ class Node:
             return int(val)
         raise InventoryError(f"{self.source}: {path}: expected an integer, got {clip(val)}")
 
-    def bool(self, *names: str) -> bool | None:
+    def flag(self, *names: str) -> bool | None:
         """A boolean (``true``/``false`` strings are accepted, as ARM templates write them)."""
         hit = self._find(names)
         if hit is None:
@@ -172,7 +171,7 @@ class Node:
 
     def ip(self, *names: str) -> str | None:
         """An IP address (validated, canonical text)."""
-        text = self.str(*names)
+        text = self.text(*names)
         if text is None:
             return None
         try:
@@ -185,7 +184,7 @@ class Node:
 
     def network(self, *names: str) -> str | None:
         """A CIDR or single address, as canonical CIDR text."""
-        text = self.str(*names)
+        text = self.text(*names)
         if text is None:
             return None
         key = (self._find(names) or ("?", None))[0]

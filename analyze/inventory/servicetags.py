@@ -14,10 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from capture.errors import InventoryError, clip
-
 from analyze.inventory.model import SERVICE_TAGS_SCHEMA
 from analyze.inventory.node import Node
+from capture.errors import InventoryError, clip
 
 NAME = "service-tags"
 """Loader name, for messages."""
@@ -66,7 +65,7 @@ def load(doc: Mapping[str, Any], source: str) -> pl.DataFrame:
     node = Node(doc, "$", source)
     records: list[dict[str, Any]] = []
     for tag in node.objs("values"):
-        name = tag.str("name", "id")
+        name = tag.text("name", "id")
         if name is None:
             raise tag.error("service tag without a name")
         key = next(
@@ -74,8 +73,8 @@ def load(doc: Mapping[str, Any], source: str) -> pl.DataFrame:
         )
         records += rows(
             name,
-            tag.str("region") or "",
-            tag.str("systemService") or "",
+            tag.text("region") or "",
+            tag.text("systemService") or "",
             tag.strs(key),
             f"{source}: {tag.path}.properties.{key}",
         )

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from analyze.inventory import AllowRule, Allowlist, load
-from analyze.inventory.model import canon_id, id_parent, id_type, in_networks, vmss_instance_id
+from analyze.inventory import Allowlist, AllowRule, load
+from analyze.inventory.model import (
+    canon_id,
+    id_parent,
+    id_type,
+    in_networks,
+    vmss_instance_id,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 

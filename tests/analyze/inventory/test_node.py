@@ -12,7 +12,7 @@ def test_case_insensitive_and_properties() -> None:
     node = Node({"Name": "x", "properties": {"PrivateIpAddress": "10.0.0.4",
                  "publicIPAddress": {"ID": "/SUBS/A"}, "Pools": [{"id": "/p/1"}, "/P/2"]}},
                 "$[0]", "f.json")  # fmt: skip
-    assert node.str("name") == "x"
+    assert node.text("name") == "x"
     assert node.ip("privateIPAddress") == "10.0.0.4"
     assert node.ref("publicIpAddress") == "/subs/a"
     assert node.refs("pools") == ("/p/1", "/p/2")
@@ -24,9 +24,9 @@ def test_case_insensitive_and_properties() -> None:
     [
         ({"a": 5}, lambda n: n.objs("a"), r"f\.json: \$\.a: expected a list, got 5"),
         ({"a": [1]}, lambda n: n.objs("a"), r"f\.json: \$\.a\[0\]: expected an object, got 1"),
-        ({"a": "x"}, lambda n: n.int("a"), r"\$\.a: expected an integer, got 'x'"),
-        ({"a": "yes"}, lambda n: n.bool("a"), r"\$\.a: expected true or false, got 'yes'"),
-        ({"a": ["x"]}, lambda n: n.str("a"), r"\$\.a: expected text"),
+        ({"a": "x"}, lambda n: n.integer("a"), r"\$\.a: expected an integer, got 'x'"),
+        ({"a": "yes"}, lambda n: n.flag("a"), r"\$\.a: expected true or false, got 'yes'"),
+        ({"a": ["x"]}, lambda n: n.text("a"), r"\$\.a: expected text"),
         ({"properties": {"ip": "1.2.3"}}, lambda n: n.ip("ip"), r"\$\.properties\.ip: not an IP address: '1\.2\.3'"),
         ({"r": 3}, lambda n: n.ref("r"), r"\$\.r: expected a reference"),
     ],
@@ -40,7 +40,7 @@ def test_strs_accepts_comma_joined_text_and_numbers() -> None:
     node = Node({"privateIps": "10.0.0.4,10.0.1.4", "ports": [80, "443"], "b": "TRUE"}, "$", "f")
     assert node.strs("privateIps") == ["10.0.0.4", "10.0.1.4"]
     assert node.strs("ports") == ["80", "443"]
-    assert node.bool("b") is True
+    assert node.flag("b") is True
 
 
 def test_parse_network() -> None:
