@@ -5,15 +5,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests and the demo use: packet tools for cross-checks and the
-# tshark backend.
-SYS_CMDS := tcpdump:tcpdump tshark:tshark
+# tshark backend; namespaces, nftables and the real daemons of the network lab (tests/lab/).
+SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethtool \
+	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl
 
 .PHONY: demo test sysdeps venv bench clean
 
 sysdeps:
 	@missing=""; \
 	for pair in $(SYS_CMDS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv python3-pip"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
