@@ -723,6 +723,15 @@ class Inventory:
                 names.add(str(tag).lower())
         return frozenset(names)
 
+    def service_tag_ranges(self) -> pl.DataFrame:
+        """IPv4 Service Tags flattened to non-overlapping ranges, most specific tag each.
+
+        See ``analyze.inventory.servicetags.flatten``; sorted by ``start`` for ``join_asof``.
+        """
+        from analyze.inventory.servicetags import flatten
+
+        return flatten(self.service_tags)
+
     def allowlist(self, name: str) -> Allowlist | None:
         """An allowlist by name, case-insensitively."""
         return self.allowlists.get(name.lower())

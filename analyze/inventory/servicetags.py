@@ -79,3 +79,64 @@ def load(doc: Mapping[str, Any], source: str) -> pl.DataFrame:
             f"{source}: {tag.path}.properties.{key}",
         )
     return frame(records)
+
+
+RANGES_SCHEMA = pl.Schema(
+    {
+        # A non-overlapping IPv4 range, first and last address as integers.
+        "start": pl.UInt32(),
+        "end": pl.UInt32(),
+        # The most specific tag holding the range (longest prefix; ties: first by name).
+        "tag": pl.String(),
+        "region": pl.String(),
+        # Every tag holding the range, general to specific.
+        "tags": pl.List(pl.String()),
+    }
+)
+
+
+def flatten(tags: pl.DataFrame) -> pl.DataFrame:
+    """IPv4 prefixes of ``tags`` as non-overlapping ranges labelled by their most specific tag.
+
+    Service Tags nest (AzureCloud ⊃ AzureCloud.region ⊃ Service.region); CIDRs either nest
+    or are disjoint, so one sweep over the prefixes sorted by (start, widest first) with a
+    stack of the prefixes still open cuts them into ranges that each belong to the innermost
+    one.  The result is sorted by ``start``, ready for ``join_asof`` (then drop matches past
+    ``end``).
+
+    Args:
+        tags: A frame in ``SERVICE_TAGS_SCHEMA``.
+
+    Returns:
+        A frame in ``RANGES_SCHEMA``.
+    """
+    v4 = (
+        tags.filter(pl.col("ip_version") == 4)
+        .select("start", "end", pl.col("tag", "region").cast(pl.String))
+        .group_by("start", "end")
+        .agg(pl.col("tag").sort(), pl.col("region").sort_by("tag"))
+        .sort(["start", "end"], descending=[False, True])
+    )
+    out: list[tuple[int, int, str, str, list[str]]] = []
+    stack: list[tuple[int, list[str], str, str, list[str]]] = []  # end, tags so far, tag, region
+    cursor = 0
+
+    def emit(first: int, last: int, frame: tuple[int, list[str], str, str, list[str]]) -> None:
+        if first <= last:
+            out.append((first, last, frame[2], frame[3], frame[1]))
+
+    for start, end, names, regions in v4.iter_rows():
+        while stack and stack[-1][0] < start:
+            top = stack.pop()
+            emit(cursor, top[0], top)
+            cursor = top[0] + 1
+        if stack:
+            emit(cursor, start - 1, stack[-1])
+        cursor = start
+        outer = stack[-1][1] if stack else []
+        stack.append((end, outer + list(names), names[0], regions[0], []))
+    while stack:
+        top = stack.pop()
+        emit(cursor, top[0], top)
+        cursor = top[0] + 1
+    return pl.DataFrame(out, schema=RANGES_SCHEMA, orient="row")

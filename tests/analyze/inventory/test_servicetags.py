@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
+import hypothesis.strategies as st
 import polars as pl
 import pytest
+from hypothesis import given, settings
 from polars.testing import assert_frame_equal, assert_schema_equal
 
 from analyze.inventory import SERVICE_TAGS_SCHEMA, load
-from analyze.inventory.servicetags import detect
+from analyze.inventory.servicetags import RANGES_SCHEMA, detect, flatten, frame, rows
 from analyze.inventory.servicetags import load as load_tags
 from capture.errors import InventoryError
 
@@ -66,3 +69,50 @@ def test_bad_prefix_names_file_and_path(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc))
     with pytest.raises(InventoryError, match=r"\$\.values\[1\]\.properties\.addressPrefixes\[1\]: not a CIDR"):
         load([path])
+
+
+def test_flatten_gives_each_range_its_most_specific_tag() -> None:
+    ranges = load([TAGS]).service_tag_ranges()
+    assert_schema_equal(ranges.schema, RANGES_SCHEMA)
+    # AzureCloud 13.64.0.0/11 = 222298112..224395263 holds AzureCloud.eastus2 13.68.0.0/17 =
+    # 222560256..222593023, which holds Storage.eastus2 13.68.120.64/28 = 222591040..222591055
+    assert ranges.select("start", "end", "tag").rows() == [
+        (222298112, 222560255, "AzureCloud"),
+        (222560256, 222591039, "AzureCloud.eastus2"),
+        (222591040, 222591055, "Storage.eastus2"),
+        (222591056, 222593023, "AzureCloud.eastus2"),
+        (222593024, 224395263, "AzureCloud"),
+        (887095296, 889192447, "AzureCloud"),  # 52.224.0.0/11
+    ]
+    assert ranges.row(2, named=True)["tags"] == ["AzureCloud", "AzureCloud.eastus2", "Storage.eastus2"]
+
+
+_prefixes = st.builds(
+    lambda a, n: ipaddress.ip_network(f"{ipaddress.IPv4Address(a)}/{n}", strict=False),
+    st.integers(0, 2**32 - 1).map(lambda a: a & 0xFFFF0000 | (a & 0xFF)),  # clustered addresses
+    st.integers(8, 30),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    nets=st.lists(st.tuples(st.sampled_from(["A", "B", "C", "D"]), _prefixes), min_size=1, max_size=12),
+    probes=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20),
+)
+def test_flatten_matches_longest_prefix_match(nets: list[tuple[str, ipaddress.IPv4Network]], probes: list[int]) -> None:
+    records = [r for tag, net in nets for r in rows(tag, "", "", [str(net)], "w")]
+    ranges = flatten(frame(records))
+    starts, ends = ranges.get_column("start").to_list(), ranges.get_column("end").to_list()
+    assert all(e >= s for s, e in zip(starts, ends, strict=True))
+    assert all(ends[i] < starts[i + 1] for i in range(len(starts) - 1))  # sorted, disjoint
+    sample = probes + [int(net.network_address) for _, net in nets] + [int(net.broadcast_address) for _, net in nets]
+    for value in sample:
+        ip = ipaddress.IPv4Address(value)
+        covering = [(net.prefixlen, tag) for tag, net in nets if ip in net]
+        hit = ranges.filter((pl.col("start") <= value) & (pl.col("end") >= value))
+        if not covering:
+            assert hit.height == 0
+            continue
+        best = max(p for p, _ in covering)
+        assert hit.height == 1
+        assert hit.item(0, "tag") == min(t for p, t in covering if p == best)
