@@ -33,6 +33,9 @@ def fail_cleanly(func: F) -> F:
             return func(*args, **kwargs)
         except EgresslensError as exc:
             raise CliError(str(exc)) from exc
+        except OSError as exc:  # a file or socket the OS refused: say which, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise CliError(f"{where}{exc.strerror or exc}") from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -107,3 +110,60 @@ def read_cmd(
         for message in result.errors:
             click.echo(f"Error: {message}", err=True)
         raise SystemExit(2)
+
+
+@capture.command("live")
+@click.option("-i", "--interface", "iface", default=None, help="Interface to capture on.")
+@click.option("--ports", default=None, help="Capture only these TCP/UDP ports (22,80,443).")
+@click.option("--bpf", default=None, help="BPF filter (tcpdump syntax); overrides --ports.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Records folder to write (rotating Parquet files, plus pcaps).")
+@click.option("--rotate", default="60s", show_default=True,
+              help="Rotate files every TIME (60s, 5m) or SIZE of captured bytes (100MB).")
+@click.option("--duration", default=None, help="Stop after this long (30s, 5m).")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N packets.")
+@click.option("--backend", type=click.Choice(["scapy", "tshark"]), default="scapy", show_default=True,
+              help="scapy: AF_PACKET socket with a kernel BPF filter; tshark: through pyshark.")
+@click.option("--user", default=None, help="Drop root to this user once the socket is open (like tcpdump -Z).")
+@click.option("--observer", default=None, help="Host name recorded as observer (default: this host).")
+@click.option("--pcap/--no-pcap", default=True, show_default=True, help="Also keep the raw packets as rotating pcaps.")
+@click.option("--replay", default=None, hidden=True, help="Replay a saved capture as if live (testing).")
+@fail_cleanly
+def live_cmd(
+    iface: str | None, ports: str | None, bpf: str | None, out_dir: str | None, rotate: str,
+    duration: str | None, count: int | None, backend: str, user: str | None,
+    observer: str | None, pcap: bool, replay: str | None,
+) -> None:
+    """Capture live on the destination host into a records folder (Ctrl-C stops cleanly)."""
+    import socket
+    from pathlib import Path
+
+    from capture import live
+
+    port_set = parse_ports(ports)
+    if not bpf and port_set:
+        bpf = " or ".join(f"port {p}" for p in sorted(port_set))
+    rotate_s, rotate_bytes = live.parse_rotate(rotate)
+    duration_s = live.parse_rotate(duration)[0] if duration else None
+    if replay:
+        source: live.PacketSource = live.ReplaySource(replay)
+    elif not iface:
+        raise click.UsageError("give -i IFACE")
+    elif backend == "tshark":
+        source = live.TsharkSource(iface, bpf)
+    else:
+        source = live.ScapySource(iface, bpf)
+    out = Path(out_dir) if out_dir else None
+    if user:
+        live.drop_privileges(user, out)
+    options = live.LiveOptions(
+        out=out, rotate_s=rotate_s, rotate_bytes=rotate_bytes, duration_s=duration_s,
+        count=count, observer=observer or socket.gethostname(), pcap=pcap and out is not None,
+        ports=port_set,
+    )  # fmt: skip
+    result = live.LiveCapture(source, options).run()
+    note(
+        f"{result.packets:,} packets, {result.connections:,} connections, "
+        f"kernel: {result.kernel_received:,} received, {result.kernel_dropped:,} dropped"
+        + (f" -> {out}" if out else "")
+    )

@@ -87,14 +87,26 @@ def is_synack(flags: int) -> bool:
 
 
 class FlowTable:
-    """Connections built one ``PacketRecord`` at a time (reference and live backends)."""
+    """Connections built one ``PacketRecord`` at a time (reference and live backends).
+
+    For live capture, ``drain`` hands out the connections touched since the last call and
+    forgets those that are over, so memory follows the open connections, not the run.
+    """
 
     def __init__(self) -> None:
         self._flows: dict[tuple[Any, ...], list[Any]] = {}
-        self._conns: list[dict[str, Any]] = []
+        self._conns: dict[int, dict[str, Any]] = {}
+        self._keys: dict[int, tuple[Any, ...]] = {}
+        self._dirty: set[int] = set()
+        self._next = 0
 
     def __len__(self) -> int:
         return len(self._conns)
+
+    @property
+    def created(self) -> int:
+        """Connections started so far, including those already drained and forgotten."""
+        return self._next
 
     def add(self, p: PacketRecord) -> None:
         """Account one packet to its connection (starting a new one where the rules say)."""
@@ -106,7 +118,7 @@ class FlowTable:
         flow = self._flows.get(key)
         if flow is None or (syn and flow[1]):
             conn = {
-                "conn": len(self._conns),
+                "conn": self._next,
                 "first_index": p.index,
                 "first_ts": p.ts_ns,
                 "max_ts": p.ts_ns,
@@ -122,9 +134,12 @@ class FlowTable:
                 "payload_ab": None,
                 "payload_ba": None,
             }
-            self._conns.append(conn)
+            self._conns[self._next] = conn
+            self._keys[self._next] = key
+            self._next += 1
             flow = self._flows[key] = [conn, False]
         conn = flow[0]
+        self._dirty.add(conn["conn"])
         if syn:
             flow[1] = False
         if tcp and p.flags & (FIN | RST):
@@ -142,9 +157,37 @@ class FlowTable:
 
     def aggregates(self) -> pl.DataFrame:
         """The connections so far, in ``AGG_SCHEMA``."""
-        return pl.DataFrame(self._conns, schema=AGG_SCHEMA, orient="row") if self._conns else (
-            AGG_SCHEMA.to_frame()
-        )
+        return _agg_frame([self._conns[c] for c in sorted(self._conns)])
+
+    def drain(self, *, now_ns: int, idle_ns: int) -> tuple[pl.DataFrame, set[int]]:
+        """Connections touched since the last drain, and which of them are over.
+
+        A connection is over when FIN came both ways, an RST came, or nothing was seen for
+        ``idle_ns``; it is then forgotten (a later packet of its 4-tuple starts a new one).
+
+        Returns:
+            (aggregates in ``AGG_SCHEMA``, ``conn`` numbers of the connections now over)
+        """
+        over = {
+            c for c, conn in self._conns.items()
+            if (conn["fin_ab"] and conn["fin_ba"]) or conn["rst_ab"] or conn["rst_ba"]
+            or now_ns - conn["max_ts"] > idle_ns
+        }  # fmt: skip
+        rows = [self._conns[c] for c in sorted(self._dirty | over)]
+        self._dirty.clear()
+        for c in over:
+            key = self._keys.pop(c)
+            conn = self._conns.pop(c)
+            flow = self._flows.get(key)
+            if flow is not None and flow[0] is conn:
+                del self._flows[key]
+        return _agg_frame(rows), over
+
+
+def _agg_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    if not rows:
+        return AGG_SCHEMA.to_frame()
+    return pl.DataFrame(rows, schema=AGG_SCHEMA, orient="row")
 
 
 def build_from_packets(packets: Iterable[PacketRecord]) -> pl.DataFrame:

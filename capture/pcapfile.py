@@ -81,11 +81,15 @@ def display_name(path: str) -> str:
     return "stdin" if path == "-" else path
 
 
-def _open(path: str) -> tuple[IO[bytes], bytes]:
-    """Open ``path`` read-only (``-`` = stdin), undo gzip, and return (stream, first 4 bytes)."""
+def _open(path: str, stream: IO[bytes] | None = None) -> tuple[IO[bytes], bytes]:
+    """Open ``path`` read-only (``-`` = stdin; or read ``stream`` under that name), undo
+    gzip, and return (stream, first 4 bytes)."""
     name = display_name(path)
     try:
-        raw: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+        if stream is not None:
+            raw: IO[bytes] = stream
+        else:
+            raw = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"{name}: cannot open: {exc.strerror}") from exc
     head = raw.read(4)
@@ -136,7 +140,10 @@ class CaptureFile:
     ``CorruptCapture`` after the chunks before it were yielded.
     """
 
-    def __init__(self, path: str, *, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self, path: str, *, chunk_bytes: int = CHUNK_BYTES, stream: IO[bytes] | None = None
+    ) -> None:
+        """Open ``path`` (or read ``stream``, a pipe, under the name ``path``)."""
         self.path = path
         self.name = display_name(path)
         self.chunk_bytes = chunk_bytes
@@ -144,7 +151,8 @@ class CaptureFile:
         self.truncated: str | None = None
         self._mm: mmap.mmap | None = None
         self._gzip_cut = False
-        self._stream, self._magic = _open(path)
+        self._piped = stream is not None
+        self._stream, self._magic = _open(path, stream)
         self.kind = "pcapng" if self._magic == PCAPNG_SHB else "pcap"
 
     def close(self) -> None:
@@ -155,7 +163,7 @@ class CaptureFile:
             except BufferError:  # a numpy view is still alive: the GC closes the map later
                 pass
             self._mm = None
-        if self.path != "-":
+        if self.path != "-" and not self._piped:
             self._stream.close()
 
     def __enter__(self) -> CaptureFile:
@@ -182,6 +190,8 @@ class CaptureFile:
                     break
                 pieces.append(piece)
                 want -= len(piece)
+                if self._piped:  # a live pipe: hand over what has arrived, do not wait
+                    break
         except EOFError:  # gzip member cut short: treat like a truncated file
             self._gzip_cut = True
         except (OSError, zlib.error) as exc:
@@ -212,7 +222,7 @@ class CaptureFile:
             carry: bytes already read from the stream that belong to the first record.
         """
         size = -1
-        if isinstance(self._stream, io.BufferedReader) and self.path != "-":
+        if isinstance(self._stream, io.BufferedReader) and self.path != "-" and not self._piped:
             try:
                 size = os.fstat(self._stream.fileno()).st_size
             except OSError:

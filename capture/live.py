@@ -1,0 +1,541 @@
+"""Live capture on the destination host: packets -> rotating records folder (+ pcaps).
+
+Packet sources sit behind one small seam (``PacketSource``): ``ScapySource`` reads a
+Linux AF_PACKET socket through scapy with the BPF filter attached in the kernel (only
+matching packets reach Python); ``TsharkSource`` runs tshark through pyshark;
+``ReplaySource`` replays a saved capture and is the test double.  Frames are decoded in
+small batches by the same vectorized decoder as saved captures and accounted in a
+``FlowTable``; each rotation writes the connections touched since the last one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, Protocol
+
+import numpy as np
+import polars as pl
+
+from capture.errors import CaptureError, InterfaceError, PermissionDenied, UsageError
+from capture.fastpath import decode
+from capture.flows import FlowTable, finalize
+from capture.output import atomic_write_parquet
+from capture.packets import PAYLOAD_HEAD, DecodeStats, PacketRecord
+from capture.pcapfile import Chunk
+
+BATCH: Final = 512
+"""Frames decoded together (or fewer when the wire is quiet)."""
+POLL_S: Final = 0.2
+IDLE_S: Final = 900
+"""A connection with no packet for this long is written as over and forgotten."""
+ARPHRD_TO_LINKTYPE: Final = {1: 1, 772: 1, 65534: 101, 776: 101, 778: 101, 519: 101}
+
+Frame = tuple[int, bytes, int]
+"""(time in ns, captured bytes, length on the wire)."""
+
+
+class PacketSource(Protocol):
+    """Where live packets come from: the one seam between interfaces and records."""
+
+    linktype: int
+    name: str
+
+    def frames(self, timeout: float) -> list[Frame]:
+        """Frames that arrived, waiting at most ``timeout`` seconds for the first."""
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        """(received, dropped) by the kernel since the last call, or None if unknown."""
+
+    def close(self) -> None:
+        """Release the socket / process."""
+
+
+def linktype_of(iface: str) -> int:
+    """The pcap link type of a Linux interface, from its ARPHRD type in sysfs."""
+    path = Path("/sys/class/net") / iface / "type"
+    try:
+        arphrd = int(path.read_text())
+    except OSError:
+        raise InterfaceError(f"no such interface: {iface}") from None
+    return ARPHRD_TO_LINKTYPE.get(arphrd, 1)
+
+
+class ScapySource:
+    """An AF_PACKET socket opened by scapy, the BPF filter attached in the kernel."""
+
+    def __init__(self, iface: str, bpf: str | None) -> None:
+        self.name = iface
+        self.linktype = linktype_of(iface)
+        self._loopback = Path(f"/sys/class/net/{iface}/type").read_text().strip() == "772"
+        if bpf:
+            from capture.bpf import Filter
+
+            Filter(bpf)._compile(self.linktype)  # a clear error before opening anything
+        try:
+            from scapy.arch.linux import L2ListenSocket
+        except ImportError as exc:  # pragma: no cover - Linux only
+            raise CaptureError(f"live capture needs Linux AF_PACKET sockets: {exc}") from exc
+        try:
+            self._sock: Any = L2ListenSocket(iface=iface, filter=bpf, promisc=False)
+        except PermissionError:
+            raise PermissionDenied(
+                f"capturing on {iface} needs root or CAP_NET_RAW (try sudo)"
+            ) from None
+        except OSError as exc:
+            raise InterfaceError(f"cannot capture on {iface}: {exc.strerror or exc}") from exc
+        self._fd = self._sock.ins.fileno()
+        from scapy.arch.linux import get_last_packet_timestamp
+
+        self._last_ts = get_last_packet_timestamp
+
+    def frames(self, timeout: float) -> list[Frame]:
+        out: list[Frame] = []
+        ready, _, _ = select.select([self._fd], [], [], timeout)
+        while ready and len(out) < BATCH:
+            data, sa_ll, ts = self._sock._recv_raw(self._sock.ins, 65535)
+            # On loopback every packet is seen leaving and arriving: keep one copy, as
+            # libpcap does.  Elsewhere outgoing packets are the host's replies: keep them.
+            if data is not None and not (self._loopback and sa_ll[2] == socket.PACKET_OUTGOING):
+                if ts is None:  # no ancillary timestamp: ask the kernel (SIOCGSTAMP)
+                    ts = self._last_ts(self._sock.ins)
+                out.append((int(round(ts * 1e6)) * 1000, data, len(data)))
+            ready, _, _ = select.select([self._fd], [], [], 0)
+        return out
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        try:
+            raw = self._sock.ins.getsockopt(263, 6, 8)  # SOL_PACKET, PACKET_STATISTICS
+        except OSError:
+            return None
+        received, dropped = struct.unpack("II", raw)
+        return received, dropped
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class TsharkSource:
+    """Wireshark's capture engine: ``dumpcap`` (what tshark and pyshark's ``LiveCapture``
+    run underneath) with the BPF filter in the kernel, its pcap stream read from a pipe.
+
+    The frames are decoded by the same decoder as the scapy source's, so both backends
+    give the same records.
+    """
+
+    def __init__(self, iface: str, bpf: str | None) -> None:
+        import queue
+        import shutil
+        import subprocess
+
+        dumpcap = shutil.which("dumpcap") or (
+            "/usr/bin/dumpcap" if Path("/usr/bin/dumpcap").exists() else None
+        )
+        if dumpcap is None:
+            from capture.errors import ToolMissing
+
+            raise ToolMissing("--backend tshark needs dumpcap (Debian: apt-get install tshark)")
+        self.name = iface
+        self.linktype = linktype_of(iface)
+        if bpf:
+            from capture.bpf import Filter
+
+            Filter(bpf)._compile(self.linktype)
+        argv = [dumpcap, "-q", "-i", iface, "-P", "-w", "-"] + (["-f", bpf] if bpf else [])
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._queue: queue.Queue[list[Frame] | BaseException | None] = queue.Queue(maxsize=1000)
+        self._thread = threading.Thread(target=self._pump, name="egresslens-dumpcap", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        from capture.pcapfile import CaptureFile
+
+        try:
+            stream = self._proc.stdout
+            assert stream is not None
+            with CaptureFile(f"dumpcap:{self.name}", chunk_bytes=1 << 16, stream=stream) as cf:
+                for chunk in cf.chunks():
+                    buf = chunk.buf
+                    self._queue.put([
+                        (int(t), bytes(buf[o : o + c]), int(w))
+                        for t, o, c, w in zip(chunk.ts_ns, chunk.off, chunk.caplen, chunk.wirelen, strict=True)
+                    ])  # fmt: skip
+        except BaseException as exc:  # handed to frames(), with dumpcap's own words
+            if self._proc.poll() is not None and self._proc.stderr is not None:
+                said = self._proc.stderr.read().decode(errors="replace").strip()
+                exc = CaptureError(said.splitlines()[-1] if said else str(exc))
+            self._queue.put(exc)
+        finally:
+            self._queue.put(None)
+
+    def frames(self, timeout: float) -> list[Frame]:
+        import queue
+
+        out: list[Frame] = []
+        try:
+            item = self._queue.get(timeout=timeout)
+            while True:
+                if isinstance(item, BaseException):
+                    raise CaptureError(f"dumpcap on {self.name}: {item}") from item
+                if item is None:
+                    self._queue.put(None)  # keep the end marker for later calls
+                    if self._proc.poll() not in (None, 0):
+                        err = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
+                        raise CaptureError(f"dumpcap on {self.name} failed: {err.strip()[:200]}")
+                    break
+                out.extend(item)
+                if len(out) >= BATCH:
+                    break
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        return out
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        return None
+
+    def close(self) -> None:
+        import subprocess
+
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._thread.join(timeout=5)
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class ReplaySource:
+    """Replays a saved capture as if it were live (the test double of the seam).
+
+    The capture must have one link type (its first packet's); replay is as fast as the
+    reader, timestamps are the file's.
+    """
+
+    def __init__(self, path: str, *, batch: int = BATCH) -> None:
+        from capture.pcapfile import CaptureFile
+
+        self.name = path
+        self._batch = batch
+        self._file = CaptureFile(path)
+        self._chunks = self._file.chunks()
+        self._pending: list[Frame] = []
+        self._done = False
+        self.linktype = 1
+        self._load()
+        if self._pending:
+            self.linktype = self._linktype
+
+    def _load(self) -> None:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._done = True
+            return
+        buf = chunk.buf
+        self._linktype = int(chunk.linktype[0])
+        self._pending = [
+            (int(t), bytes(buf[o : o + c]), int(w))
+            for t, o, c, w in zip(chunk.ts_ns, chunk.off, chunk.caplen, chunk.wirelen, strict=True)
+        ]
+
+    def frames(self, timeout: float) -> list[Frame]:
+        if not self._pending and not self._done:
+            self._load()
+        out, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        """Every frame of the file was handed out."""
+        return self._done and not self._pending
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        return None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def packets_from_frames(frames: list[Frame], linktype: int, first_index: int, stats: DecodeStats) -> Iterator[PacketRecord]:
+    """Decode a batch of frames with the vectorized decoder, as ``PacketRecord``s."""
+    import ipaddress
+
+    if not frames:
+        return
+    buf = b"".join(f[1] for f in frames)
+    lens = np.fromiter((len(f[1]) for f in frames), dtype=np.int64, count=len(frames))
+    off = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    chunk = Chunk(
+        buf=buf, off=off, caplen=lens,
+        wirelen=np.fromiter((f[2] for f in frames), dtype=np.int64, count=len(frames)),
+        ts_ns=np.fromiter((f[0] for f in frames), dtype=np.int64, count=len(frames)),
+        linktype=np.full(len(frames), linktype, dtype=np.int32),
+        index=np.arange(first_index, first_index + len(frames), dtype=np.int64),
+    )  # fmt: skip
+    d = decode(chunk, stats)
+
+    def text(v6: bool, hi: int, lo: int) -> str:
+        return str(ipaddress.IPv6Address((hi << 64) | lo) if v6 else ipaddress.IPv4Address(lo))
+
+    for i in range(len(d.index)):
+        start = int(d.pay_off[i])
+        yield PacketRecord(
+            index=int(d.index[i]),
+            ts_ns=int(d.ts_ns[i]),
+            src=text(bool(d.v6[i]), int(d.src_hi[i]), int(d.src_lo[i])),
+            dst=text(bool(d.v6[i]), int(d.dst_hi[i]), int(d.dst_lo[i])),
+            sport=int(d.sport[i]),
+            dport=int(d.dport[i]),
+            proto=int(d.proto[i]),
+            flags=int(d.flags[i]),
+            payload_len=int(d.plen[i]),
+            payload=buf[start : start + min(int(d.pay_cap[i]), PAYLOAD_HEAD)],
+        )
+
+
+class _PcapWriter:
+    """Raw packets into rotating pcap files, each renamed into place when complete."""
+
+    def __init__(self, folder: Path, linktype: int) -> None:
+        self.folder = folder
+        self.linktype = linktype
+        self._fh: IO[bytes] | None = None
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+        self.bytes = 0
+
+    def open(self, name: str) -> None:
+        self._final = self.folder / name
+        self._tmp = self.folder / f".{name}.tmp"
+        self._fh = self._tmp.open("wb")
+        self._fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, self.linktype))
+        self.bytes = 24
+
+    def write(self, frames: list[Frame]) -> None:
+        assert self._fh is not None
+        for ts, data, wire in frames:
+            self._fh.write(struct.pack("<IIII", ts // 1_000_000_000, ts % 1_000_000_000, len(data), wire))
+            self._fh.write(data)
+            self.bytes += 16 + len(data)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            os.replace(self._tmp, self._final)  # type: ignore[arg-type]
+            self._fh = None
+
+
+@dataclass(slots=True)
+class LiveOptions:
+    """What ``capture live`` was asked to do."""
+
+    out: Path | None = None
+    rotate_s: float | None = 60.0
+    rotate_bytes: int | None = None
+    duration_s: float | None = None
+    count: int | None = None
+    observer: str | None = None
+    pcap: bool = True
+    ports: frozenset[int] | None = None
+
+
+@dataclass(slots=True)
+class LiveResult:
+    """Counts at the end of a live capture."""
+
+    packets: int = 0
+    connections: int = 0
+    files: list[Path] = field(default_factory=list)
+    kernel_received: int = 0
+    kernel_dropped: int = 0
+    stats: DecodeStats = field(default_factory=DecodeStats)
+
+
+class LiveCapture:
+    """Runs a ``PacketSource`` into a records folder, rotating and flushing cleanly.
+
+    ``on_records`` (if given) receives every batch of records written, for ``watch``.
+    """
+
+    def __init__(
+        self,
+        source: PacketSource,
+        options: LiveOptions,
+        *,
+        status: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+        on_records: Callable[[pl.DataFrame], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.opt = options
+        self.status = status
+        self.on_records = on_records
+        self.table = FlowTable()
+        self.result = LiveResult()
+        self._stop = False
+        self._seq = 0
+        self._start = time.time()
+        stamp = dt.datetime.fromtimestamp(self._start, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        self._name = f"live:{source.name}@{stamp}"
+        self._stamp = stamp
+        self._pcap: _PcapWriter | None = None
+        self._last_ts = 0
+
+    def stop(self, *_: object) -> None:
+        """Ask the loop to flush and end (signal handler)."""
+        self._stop = True
+
+    def _rotate(self, *, final: bool) -> None:
+        # Idle time is measured on the packets' clock (a replay's clock is the file's).
+        idle = -1 if final else IDLE_S * 1_000_000_000
+        aggs, over = self.table.drain(now_ns=self._last_ts, idle_ns=idle)
+        records = finalize(aggs, name=self._name, observer=self.opt.observer, evidence="live")
+        if records.height:
+            open_now = ~pl.Series([c in over for c in aggs.sort("first_index")["conn"].to_list()])
+            # Not over yet: whatever its state so far, the connection is still going.
+            records = records.with_columns(
+                state=pl.when(open_now)
+                .then(pl.lit("open"))
+                .otherwise(pl.col("state"))
+                .cast(records.schema["state"])
+            )
+            if final:
+                records = records.with_columns(
+                    state=pl.when(pl.col("state") == "established")
+                    .then(pl.lit("open"))
+                    .otherwise(pl.col("state"))
+                    .cast(records.schema["state"])
+                )
+            if self.opt.ports:
+                wanted = pl.Series(sorted(self.opt.ports), dtype=pl.UInt16)
+                records = records.filter(pl.col("src_port").is_in(wanted) | pl.col("dst_port").is_in(wanted))
+        self._seq += 1
+        if self.opt.out is not None:
+            path = self.opt.out / f"records-{self._stamp}-{self._seq:06d}.parquet"
+            atomic_write_parquet(records, path)
+            self.result.files.append(path)
+            if self._pcap is not None:
+                self._pcap.close()
+                self.result.files.append(self._pcap._final)  # type: ignore[arg-type]
+                if not final:
+                    self._pcap.open(f"packets-{self._stamp}-{self._seq + 1:06d}.pcap")
+        if self.on_records is not None and records.height:
+            self.on_records(records)
+        counts = self.source.kernel_counts()
+        if counts:
+            self.result.kernel_received += counts[0]
+            self.result.kernel_dropped += counts[1]
+        elapsed = max(time.time() - self._start, 1e-9)
+        self.status(
+            f"egresslens: {'final' if final else 'rotation'} {self._seq}: "
+            f"{records.height:,} connection rows ({len(self.table):,} open), "
+            f"{self.result.packets:,} packets ({self.result.packets / elapsed:,.1f}/s), "
+            f"kernel: {self.result.kernel_received:,} received, "
+            f"{self.result.kernel_dropped:,} dropped"
+        )
+        self.result.connections = self.table.created
+
+    def run(self) -> LiveResult:
+        """Capture until the duration, count, end of a replay, or SIGINT/SIGTERM."""
+        if self.opt.out is not None:
+            self.opt.out.mkdir(parents=True, exist_ok=True)
+            if self.opt.pcap:
+                self._pcap = _PcapWriter(self.opt.out, self.source.linktype)
+                self._pcap.open(f"packets-{self._stamp}-{self._seq + 1:06d}.pcap")
+        old = {}
+        if threading.current_thread() is threading.main_thread():  # else: the caller stops us
+            old = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        deadline = self._start + self.opt.duration_s if self.opt.duration_s else None
+        next_rotation = self._start + self.opt.rotate_s if self.opt.rotate_s else None
+        last_size = 0
+        try:
+            while not self._stop:
+                frames = self.source.frames(POLL_S)
+                if self.opt.count is not None:
+                    frames = frames[: max(self.opt.count - self.result.packets, 0)]
+                if frames:
+                    if self._pcap is not None:
+                        self._pcap.write(frames)
+                    for p in packets_from_frames(
+                        frames, self.source.linktype, self.result.packets + 1, self.result.stats
+                    ):
+                        self.table.add(p)
+                    self._last_ts = max(self._last_ts, max(f[0] for f in frames))
+                    self.result.packets += len(frames)
+                now = time.time()
+                if self.opt.count is not None and self.result.packets >= self.opt.count:
+                    break
+                if deadline is not None and now >= deadline:
+                    break
+                if isinstance(self.source, ReplaySource) and not frames and self.source.exhausted:
+                    break
+                size = self._pcap.bytes if self._pcap else self.result.packets * 100
+                if (next_rotation is not None and now >= next_rotation) or (
+                    self.opt.rotate_bytes and size - last_size >= self.opt.rotate_bytes
+                ):
+                    self._rotate(final=False)
+                    last_size = self._pcap.bytes if self._pcap else size
+                    if next_rotation is not None:
+                        next_rotation = now + self.opt.rotate_s  # type: ignore[operator]
+        finally:
+            self._rotate(final=True)
+            self.source.close()
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        return self.result
+
+
+def drop_privileges(user: str, keep: Path | None) -> None:
+    """Become ``user`` after the socket is open, like ``tcpdump -Z`` (``keep`` is chowned)."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise UsageError(f"--user {user!r}: no such user") from None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        os.chown(keep, entry.pw_uid, entry.pw_gid)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    if os.getuid() == 0 or os.geteuid() == 0:  # pragma: no cover - the kernel said yes
+        raise CaptureError(f"could not drop root privileges to {user}")
+
+
+def parse_rotate(text: str) -> tuple[float | None, int | None]:
+    """``60s`` / ``5m`` / ``1h`` -> seconds; ``100MB`` / ``1GB`` / ``500KB`` -> bytes."""
+    t = text.strip().lower()
+    units_s = {"s": 1, "m": 60, "h": 3600}
+    units_b = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+    try:
+        for suffix, mult in units_b.items():
+            if t.endswith(suffix):
+                return None, int(float(t[: -len(suffix)]) * mult)
+        if t[-1:] in units_s:
+            return float(t[:-1]) * units_s[t[-1]], None
+        return float(t), None
+    except ValueError:
+        raise UsageError(f"--rotate {text!r}: use a time like 60s, 5m, 1h or a size like 100MB") from None
+
+
+def iface_exists(iface: str) -> bool:
+    """Whether ``iface`` names a network interface here."""
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,55 @@
+"""Records folders: directories of Parquet files in the record schema (DESIGN.md).
+
+``capture read -o DIR/``, ``capture live --out DIR`` and ``logs read -o DIR/`` write them;
+``analyze`` reads them.  A live capture writes a long connection again at each rotation
+under the same ``conn_id`` (``state=open`` until it ends): readers keep the latest row, so
+nothing is counted twice.  Files sort by name in the order they were written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from capture.errors import InputError
+from capture.schema import SCHEMA
+
+
+def record_files(folder: Path) -> list[Path]:
+    """The folder's complete record files, oldest first (temporary files are ignored)."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a records folder")
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
+
+
+def read_folder(folder: Path) -> pl.DataFrame:
+    """All records of a folder, one row per ``conn_id`` (the latest written wins).
+
+    Raises:
+        InputError: the folder does not exist, or a file is not in the record schema.
+    """
+    files = record_files(folder)
+    if not files:
+        return SCHEMA.to_frame()
+    frames = []
+    for seq, path in enumerate(files):
+        try:
+            frame = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
+        missing = [c for c in SCHEMA.names() if c not in frame.columns]
+        if missing:
+            raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
+        frames.append(
+            frame.select(SCHEMA.names())
+            .cast(dict(SCHEMA))
+            .with_columns(_seq=pl.lit(seq), _row=pl.int_range(pl.len()))
+        )
+    return (
+        pl.concat(frames, how="vertical")
+        .sort("_seq", "_row")
+        .unique(subset="conn_id", keep="last", maintain_order=True)
+        .sort("ts", "_seq", "_row")
+        .drop("_seq", "_row")
+    )
