@@ -458,6 +458,13 @@ def _route_table(node: Node, into: Builder) -> None:
     )
 
 
+def _route(node: Node, into: Builder) -> None:
+    """One route of ``az network route-table route list``: added to its route table."""
+    rid = _id(node)
+    name = id_name(id_parent(node.text("id") or rid))  # keep the original spelling
+    into.add(RouteTable(id=id_parent(rid), name=name, routes=(route_of(node),), source=node.where()))
+
+
 def _firewall(node: Node, into: Builder) -> None:
     rid = _id(node)
     pips, private, subnet = [], None, None
@@ -587,6 +594,7 @@ _READERS: dict[str, Callable[[Node, Builder], None]] = {
     "virtualnetworks": _vnet,
     "subnets": _subnet,
     "routetables": _route_table,
+    "routes": _route,
     "azurefirewalls": _firewall,
     "virtualmachines": _vm,
     "virtualmachinescalesets": _scale_set,

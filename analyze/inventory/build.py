@@ -81,7 +81,7 @@ def merge(old: Any, new: Any) -> Any:
         a, b = getattr(old, f.name), getattr(new, f.name)
         if _empty(b):
             continue
-        if isinstance(a, tuple) and isinstance(b, tuple) and f.name not in ("routes",):
+        if isinstance(a, tuple) and isinstance(b, tuple):
             b = tuple(dict.fromkeys(a + b))
         changes[f.name] = b
     if isinstance(old, LbRule) and isinstance(new, LbRule):

@@ -59,11 +59,14 @@ TOP_KEYS = (
 
 
 def detect(doc: Any) -> bool:
-    """Whether ``doc`` is a native inventory (a mapping with at least one of our keys)."""
+    """Whether ``doc`` is a native inventory: one of our sections, and not an Azure object.
+
+    Unknown extra keys still count as native, so that a typo gets a precise error.
+    """
     if not isinstance(doc, Mapping) or not doc:
         return False
     keys = {str(k).lower() for k in doc}
-    return bool(keys & set(TOP_KEYS)) and keys <= set(TOP_KEYS)
+    return bool(keys & set(TOP_KEYS)) and not keys & {"id", "type", "properties", "$schema"}
 
 
 def nid(rtype: str, *names: str) -> str:

@@ -194,3 +194,19 @@ def test_unknown_resource_types_are_warnings(tmp_path: Path) -> None:
             "name": "sa1", "type": "Microsoft.Storage/storageAccounts", "kind": "StorageV2"}]  # fmt: skip
     inv = _load(tmp_path, doc)
     assert inv.warnings == (f"{tmp_path / 'doc0.json'}: $[0]: ignored resource of type Microsoft.Storage/storageAccounts",)
+
+
+def test_route_list_items_join_their_route_table(tmp_path: Path) -> None:
+    rt = f"{N}/routeTables/rt1"
+    table = {"id": rt, "name": "rt1", "routes": [{"id": f"{rt}/routes/r1", "name": "r1",
+             "addressPrefix": "10.9.0.0/16", "nextHopType": "VnetLocal"}],
+             "subnets": [{"id": f"{N}/virtualNetworks/v/subnets/app"}]}  # fmt: skip
+    routes = [{"id": f"{rt}/routes/default", "name": "default", "addressPrefix": "0.0.0.0/0",
+               "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.2.0.4"}]  # fmt: skip
+    inv = _load(tmp_path, table, routes, table)  # loading the table twice adds nothing
+    (got,) = inv.route_tables.values()
+    assert [(r.name, r.prefixes, r.next_hop_type, r.next_hop_ip) for r in got.routes] == [
+        ("r1", ("10.9.0.0/16",), "VnetLocal", None),
+        ("default", ("0.0.0.0/0",), "VirtualAppliance", "10.2.0.4"),
+    ]
+    assert got.subnet_ids == (f"{n}/virtualnetworks/v/subnets/app",)

@@ -101,3 +101,10 @@ def test_cli_inventory_show_error_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["inventory", "show", str(BROKEN / "unknown_key.yaml")])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+
+
+def test_native_typo_gets_the_precise_error(tmp_path: Path) -> None:
+    path = tmp_path / "inv.yaml"
+    path.write_text("vms: []\nload_balancer: []\n")
+    with pytest.raises(InputError, match=r"inv.yaml: \$: unknown key 'load_balancer'"):
+        load([path])

@@ -88,4 +88,5 @@ def test_errors_name_the_yaml_path(tmp_path: Path, text: str, message: str) -> N
 def test_detect() -> None:
     assert detect({"vms": []})
     assert not detect({"vms": [], "id": "/x"})  # an Azure object that happens to have a vms key
+    assert detect({"vms": [], "load_balancer": []})  # a typo: native, so the error is precise
     assert not detect({})
