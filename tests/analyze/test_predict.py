@@ -610,3 +610,20 @@ def test_service_tags_from_yaml_and_json_combine() -> None:
 def test_cli_predict_refuses_a_folder_output(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["predict", "--inventory", str(ARTICLE), "-o", str(tmp_path)])
     assert result.exit_code == 2 and "predictions go to a file, not a folder" in result.output
+
+
+def test_basic_inbound_nat_pool_is_row_11_inferred() -> None:
+    doc = yaml.safe_load((INV / "rows" / "row_11.yaml").read_text())
+    lb = doc["load_balancers"][0]
+    del lb["nat_rules"]
+    lb["nat_pools"] = [{"name": "ssh-pool", "frontend": "LoadBalancerFrontEnd", "protocol": "Tcp",
+                        "frontend_port_range": [50000, 50099], "backend_port": 22}]  # fmt: skip
+    vm = doc["vms"][0]
+    vm["nics"] = [{"name": "t-nic", "ipconfigs": [{"name": "ipconfig1", "private_ip": vm.pop("private_ip"),
+                   "subnet": vm.pop("subnet"), "nat_pools": ["mylb/ssh-pool"]}]}]  # fmt: skip
+    lb["pools"] = [{"name": "mybackendpool", "members": ["t-nic/ipconfig1"]}]
+    p = one(predict(_inv(doc)), "Test2VM")
+    assert (p.egress_class, p.via, p.row, p.confidence, p.expected_ips) == (
+        "lb_frontend", "nat_rule", "11", "inferred", ("40.125.161.55",),
+    )  # fmt: skip
+    assert "inbound NAT pool ssh-pool" in p.reason
