@@ -85,6 +85,8 @@ def merge(old: Any, new: Any) -> Any:
             b = tuple(dict.fromkeys(a + b))
         changes[f.name] = b
     if isinstance(old, LbRule) and isinstance(new, LbRule):
+        # False is also what a source that omits the field gives (templates leave defaults
+        # out), so a True seen anywhere is kept: outbound SNAT was disabled on purpose.
         changes["disable_outbound_snat"] = old.disable_outbound_snat or new.disable_outbound_snat
     return dataclasses.replace(old, **changes)
 
