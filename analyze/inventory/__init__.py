@@ -8,8 +8,10 @@ Public API (used by ``analyze.predict`` and the classifier):
 * ``Inventory``: typed tables (``vms``, ``nics``, ``ipconfigs``, ``load_balancers``,
   ``frontends``, ``pools``, ``rules``, ``nat_gateways``, ``firewalls``, ``subnets``, ...),
   ``proxies``, ``allowlists``, ``known_ranges``; ``service_tags`` (a polars frame in
-  ``SERVICE_TAGS_SCHEMA``); ``address_table()`` (every owned address in ``ADDRESS_SCHEMA``);
-  ``tables()`` (every table as a frame).
+  ``SERVICE_TAGS_SCHEMA``); ``service_tag_ranges()`` (IPv4 tags flattened to disjoint
+  ranges, most specific tag each, for ``join_asof``); ``address_table()`` (every owned
+  address in ``ADDRESS_SCHEMA``, with class / via / owner / attached VMs);
+  ``tags_containing(ip)``; ``allowlist(name)``; ``tables()`` (every table as a frame).
 * ``load_allowlist(path)``: one allowlist file on its own.
 """
 
