@@ -169,8 +169,9 @@ _MONTHS: Final = {
 def looks_like(lines: Sequence[str]) -> bool:
     """True when these first lines look like syslog text with sshd lines (for auto-detection)."""
     frame = pl.DataFrame({"line": list(lines)}, schema={"line": pl.String})
-    ok = frame.select(pl.col("line").str.contains(_PREFIX_ANY).mean()).item()
-    return bool(ok is not None and ok >= 0.5)
+    hits = frame.select(pl.col("line").str.contains(_PREFIX_ANY))["line"]
+    # the first line decides a file that changes format later; else the majority does
+    return bool(hits.len() and (hits[0] or hits.mean() >= 0.5))  # type: ignore[operator]
 
 
 # --- timestamps ------------------------------------------------------------------------------

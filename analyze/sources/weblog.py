@@ -127,6 +127,10 @@ _FIELD_RE: Final[dict[str, str]] = {
     "msec": r"[0-9]+(?:\.[0-9]+)?",
 }
 
+# An unquoted value: one token, or a list as nginx prints $upstream_* after retries
+# ("0.118, 0.001", "10.0.0.5:8080 : 10.0.0.6:8080").
+_BARE: Final = r"[^ ]*(?:(?:, | : )[^ ]+)*"
+
 _NGINX_TOKEN: Final = re.compile(r"\$(\w+|\{\w+\})")
 _APACHE_TOKEN: Final = re.compile(r"%[<>!,\d]*(\{[^}]*\})?([a-zA-Z%])")
 
@@ -175,7 +179,7 @@ def compile_log_format(fmt: str) -> str:
             out.append(value if field not in used else value.replace("?<time_local>", "?:"))
             used.add(field)
             continue
-        pattern = _FIELD_RE.get(field or "", _Q if quoted else r"[^ ]*")
+        pattern = _FIELD_RE.get(field or "", _Q if quoted else _BARE)
         if field and field not in used:
             out.append(f"(?<{field}>{pattern})")
             used.add(field)
@@ -191,8 +195,9 @@ def compile_log_format(fmt: str) -> str:
 def looks_like(lines: Sequence[str]) -> bool:
     """True when most of the first lines are common / combined access log lines."""
     frame = pl.DataFrame({"line": list(lines)}, schema={"line": pl.String})
-    share = frame.select(pl.col("line").str.contains(COMBINED_RE).mean()).item()
-    return bool(share is not None and share >= 0.5)
+    hits = frame.select(pl.col("line").str.contains(COMBINED_RE))["line"]
+    # the first line decides a file that changes format later; else the majority does
+    return bool(hits.len() and (hits[0] or hits.mean() >= 0.5))  # type: ignore[operator]
 
 
 def looks_like_json(lines: Sequence[str]) -> bool:
@@ -372,6 +377,15 @@ def parse_field_map(text: str | None) -> dict[str, tuple[str, ...]]:
     return mapping
 
 
+def _json_path(dotted: str) -> str:
+    """``request.remote_ip`` -> ``$.request.remote_ip``; odd keys (``@timestamp``) bracketed."""
+    if dotted.startswith("$"):
+        return dotted
+    if "[" in dotted:
+        return f"$.{dotted}"
+    return "$" + "".join(f".{k}" if k.isidentifier() else f"['{k}']" for k in dotted.split("."))
+
+
 def _scan_json(
     path: Path, field_map: Mapping[str, Sequence[str]], observer: str | None
 ) -> tuple[Scan, list[str]]:
@@ -380,7 +394,7 @@ def _scan_json(
     line = pl.col("line")
     parsed = nonblank.with_columns(
         **{
-            field: pl.coalesce([line.str.json_path_match(f"$.{p}") for p in paths])
+            field: pl.coalesce([line.str.json_path_match(_json_path(p)) for p in paths])
             for field, paths in field_map.items()
         }
     )
