@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 # Debian packages the tests and the demo use: packet tools for cross-checks and the
 # tshark backend; namespaces, nftables and the real daemons of the network lab (tests/lab/).
 SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethtool \
-	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl
+	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl \
+	chromium:chromium
 
 .PHONY: demo test sysdeps venv bench clean
 

@@ -1,0 +1,293 @@
+"""Reports of an analysis: terminal text, JSON, CSV, Parquet and a self-contained HTML page.
+
+Everything shown comes from the input (user names, paths, user agents) and is treated as
+hostile: the terminal view escapes control characters, the HTML escapes every value, and
+CSV cells that a spreadsheet would run as a formula are quoted with a leading ``'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import io
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import polars as pl
+
+from capture.output import render_table, to_json_rows
+
+if TYPE_CHECKING:
+    from analyze.pipeline import Analysis
+
+ReportFormat = Literal["table", "json", "csv", "parquet", "html"]
+REPORT_FORMATS: Final[tuple[ReportFormat, ...]] = ("table", "json", "csv", "parquet", "html")
+
+CONNECTION_COLUMNS: Final = (
+    "ts", "src_ip", "src_port", "dst_port", "service", "state", "class", "via", "resource",
+    "candidate_vms", "confidence", "allowed", "ssh_user", "http_method", "http_path",
+    "http_status", "evidence",
+)  # fmt: skip
+ADDRESS_COLUMNS: Final = (
+    "src_ip", "class", "via", "resource", "candidate_vms", "service_tag", "confidence",
+    "allowed", "first_seen", "last_seen", "connections", "by_service", "by_state", "users",
+    "user_agents",
+)  # fmt: skip
+CLASS_COLORS: Final = {
+    "lb_frontend": "#1f77b4", "instance_public_ip": "#2ca02c", "nat_gateway": "#9467bd",
+    "firewall": "#8c564b", "default_snat": "#d62728", "private": "#7f7f7f",
+    "forced_tunnel": "#e377c2", "none": "#bcbd22", "external": "#17becf", "unknown": "#aaaaaa",
+}  # fmt: skip
+TABLE_ROWS: Final = 50
+"""Connection rows shown in the terminal view (all of them are in the other formats)."""
+
+
+def finding_dict(f: Any) -> dict[str, Any]:
+    """A finding as a JSON-ready dict."""
+    raw = dataclasses.asdict(f) if dataclasses.is_dataclass(f) else dict(vars(f))
+    return {k: _jsonable(v) for k, v in raw.items()}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, (list, tuple, frozenset, set)):
+        return [_jsonable(x) for x in (sorted(v) if isinstance(v, (set, frozenset)) else v)]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def to_json(a: Analysis) -> dict[str, Any]:
+    """The JSON document: ``addresses``, ``connections``, ``findings``, ``evidence``."""
+    return {
+        "addresses": to_json_rows(a.addresses),
+        "connections": to_json_rows(a.connections),
+        "findings": [finding_dict(f) for f in a.findings],
+        "evidence": [_jsonable(dataclasses.asdict(e)) for e in a.evidence],
+    }
+
+
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def guard_csv(df: pl.DataFrame) -> pl.DataFrame:
+    """Prefix text cells a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``) with ``'``."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            risky = pl.lit(False)
+            for ch in _FORMULA_START:
+                risky = risky | col.str.starts_with(ch)
+            exprs.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
+        else:
+            exprs.append(pl.col(name))
+    return df.select(exprs)
+
+
+def _flat(df: pl.DataFrame) -> pl.DataFrame:
+    """Lists joined with ';', times as ISO 8601 UTC, durations in seconds: CSV-ready."""
+    exprs = []
+    for name, dtype in df.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.List):
+            exprs.append(col.cast(pl.List(pl.String)).list.join(";").alias(name))
+        elif isinstance(dtype, pl.Datetime):
+            exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        elif isinstance(dtype, pl.Duration):
+            exprs.append((col.dt.total_microseconds() / 1_000_000).round(6).alias(name))
+        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
+            exprs.append(col.cast(pl.String))
+        elif isinstance(dtype, pl.Struct):
+            exprs.append(col.struct.json_encode().alias(name))
+        else:
+            exprs.append(col)
+    return df.select(exprs)
+
+
+def render(a: Analysis, fmt: ReportFormat) -> bytes:
+    """The report in ``fmt``; CSV and Parquet hold the classified connection rows."""
+    if fmt == "json":
+        return (json.dumps(to_json(a), indent=2, ensure_ascii=False) + "\n").encode()
+    if fmt == "csv":
+        return guard_csv(_flat(a.connections)).write_csv().encode()
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        a.connections.write_parquet(buf)
+        return buf.getvalue()
+    if fmt == "html":
+        return render_html(a).encode()
+    return render_text(a).encode()
+
+
+# --- terminal ---------------------------------------------------------------------------
+
+
+def render_text(a: Analysis) -> str:
+    """Findings first, then addresses, connections (first rows) and the evidence."""
+    out = io.StringIO()
+    out.write(f"== findings ({len(a.findings)})\n")
+    if not a.findings:
+        out.write("none: every connection matches the inventory and the allowlist\n")
+    for f in a.findings:
+        d = finding_dict(f)
+        vms = ", ".join(d.get("vms") or []) or "-"
+        ips = ", ".join(d.get("src_ips") or []) or "-"
+        out.write(f"[{d['severity']}] {d['kind']}: vms {vms}; addresses {ips}\n")
+        out.write(f"  {_clean(d['message'])}\n")
+        for fix in d.get("fixes") or []:
+            out.write(f"  fix: {_clean(fix)}\n")
+    out.write(f"\n== addresses ({a.addresses.height})\n")
+    out.write(render_table(a.addresses, ADDRESS_COLUMNS))
+    shown = a.connections.head(TABLE_ROWS)
+    more = a.connections.height - shown.height
+    out.write(f"\n== connections ({a.connections.height}{f', first {TABLE_ROWS} shown' if more > 0 else ''})\n")
+    out.write(render_table(shown, CONNECTION_COLUMNS))
+    out.write(f"\n== evidence ({len(a.evidence)})\n")
+    ev = pl.DataFrame([dataclasses.asdict(e) for e in a.evidence]) if a.evidence else pl.DataFrame()
+    if ev.height:
+        ev = ev.with_columns(pl.col("sha256").str.slice(0, 16))
+        out.write(render_table(ev, ("path", "kind", "log_type", "size", "records", "skipped",
+                                    "rejects", "first_ts", "last_ts", "sha256")))  # fmt: skip
+    if a.clock_offset is not None:
+        out.write(f"\nclock offset, logs minus capture: {a.clock_offset.total_seconds():+.3f} s\n")
+    return out.getvalue()
+
+
+def _clean(text: str) -> str:
+    """Control characters and escape sequences from input never reach the terminal."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        return text.encode("unicode_escape").decode("ascii")
+    return text
+
+
+# --- HTML -------------------------------------------------------------------------------
+
+
+def timeline(connections: pl.DataFrame, buckets: int = 48) -> tuple[list[dt.datetime], dict[str, list[int]]]:
+    """Connections per class in ``buckets`` equal time slices (bucket starts, counts)."""
+    if connections.height == 0:
+        return [], {}
+    start = connections["ts"].min()
+    end = connections["ts"].max()
+    span = max((end - start).total_seconds(), 1e-6)  # type: ignore[operator]
+    width = span / buckets
+    idx = (
+        connections.select(
+            b=((pl.col("ts") - pl.lit(start)).dt.total_microseconds() / 1e6 / width)
+            .floor()
+            .clip(0, buckets - 1)
+            .cast(pl.Int64),
+            c=pl.col("class").cast(pl.String),
+        )
+        .group_by("c", "b")
+        .len()
+    )
+    counts: dict[str, list[int]] = {}
+    for c, b, n in idx.iter_rows():
+        counts.setdefault(c, [0] * buckets)[b] += n
+    starts = [start + dt.timedelta(seconds=i * width) for i in range(buckets)]  # type: ignore[operator]
+    return starts, dict(sorted(counts.items()))
+
+
+def _svg(connections: pl.DataFrame) -> str:
+    starts, counts = timeline(connections)
+    if not starts:
+        return "<p>No connections.</p>"
+    w, h, pad = 960, 240, 30
+    bw = (w - 2 * pad) / len(starts)
+    peak = max(sum(col[i] for col in counts.values()) for i in range(len(starts))) or 1
+    parts = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 40}" '
+             f'role="img" aria-label="connections over time by class">']  # fmt: skip
+    for i, t0 in enumerate(starts):
+        y = h
+        for cls, col in counts.items():
+            n = col[i]
+            if not n:
+                continue
+            bh = (h - pad) * n / peak
+            y -= bh
+            parts.append(
+                f'<rect class="mark" data-class="{html.escape(cls)}" data-count="{n}" '
+                f'x="{pad + i * bw:.1f}" y="{y:.1f}" width="{max(bw - 1, 1):.1f}" height="{bh:.1f}" '
+                f'fill="{CLASS_COLORS.get(cls, "#444")}"><title>{html.escape(cls)}: {n} at '
+                f'{html.escape(t0.isoformat(timespec="seconds"))}</title></rect>'
+            )
+    parts.append(f'<text x="{pad}" y="{h + 20}" font-size="12">{html.escape(starts[0].isoformat(timespec="seconds"))}</text>')
+    legend_x = pad
+    for cls in counts:
+        parts.append(f'<rect x="{legend_x}" y="{h + 26}" width="10" height="10" fill="{CLASS_COLORS.get(cls, "#444")}"/>'
+                     f'<text x="{legend_x + 14}" y="{h + 35}" font-size="12">{html.escape(cls)}</text>')  # fmt: skip
+        legend_x += 24 + 8 * len(cls)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str) -> str:
+    cols = [c for c in columns if c in df.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for row in to_json_rows(df.select(cols)):
+        cells = "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in cols)
+        rows.append(f'<tr class="{row_class}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return ", ".join(_cell(x) for x in v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_cell(x)}" for k, x in v.items())
+    return str(v)
+
+
+def render_html(a: Analysis) -> str:
+    """One self-contained page (no script, no network): chart, findings, addresses, evidence."""
+    findings_rows = []
+    for f in a.findings:
+        d = finding_dict(f)
+        fixes = "".join(f"<li>{html.escape(x)}</li>" for x in d.get("fixes") or [])
+        findings_rows.append(
+            f'<tr class="finding severity-{html.escape(d["severity"])}">'
+            f"<td>{html.escape(d['severity'])}</td><td>{html.escape(d['kind'])}</td>"
+            f"<td>{html.escape(', '.join(d.get('vms') or []))}</td>"
+            f"<td>{html.escape(', '.join(d.get('src_ips') or []))}</td>"
+            f"<td>{html.escape(d['message'])}<ul>{fixes}</ul></td></tr>"
+        )
+    evidence = pl.DataFrame([dataclasses.asdict(e) for e in a.evidence]) if a.evidence else pl.DataFrame()
+    counts = (
+        dict(a.connections.group_by(pl.col("class").cast(pl.String)).len().iter_rows())
+        if a.connections.height else {}
+    )  # fmt: skip
+    summary = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in sorted(counts.items()))
+    style = (
+        "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "vertical-align:top;text-align:left}th{background:#f0f0f0}.severity-high td:first-child,"
+        ".severity-critical td:first-child{color:#b00;font-weight:bold}"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>egresslens report</title><style>{style}</style></head><body>"
+        "<h1>egresslens report</h1>"
+        f"<p>{a.connections.height} connections from {a.addresses.height} addresses "
+        f"({summary}); {len(a.findings)} findings.</p>"
+        "<h2>Connections over time, by class</h2>" + _svg(a.connections)
+        + f"<h2>Findings ({len(a.findings)})</h2><table id=\"findings\"><thead><tr><th>severity</th>"
+        "<th>kind</th><th>VMs</th><th>addresses</th><th>what and the fix</th></tr></thead><tbody>"
+        + "".join(findings_rows) + "</tbody></table>"
+        f"<h2>Addresses ({a.addresses.height})</h2>" + _html_table(a.addresses, ADDRESS_COLUMNS, "address")
+        + f"<h2>Connections ({a.connections.height})</h2>" + _html_table(a.connections, CONNECTION_COLUMNS, "connection")
+        + f"<h2>Evidence ({len(a.evidence)})</h2>"
+        + (_html_table(evidence, ("path", "kind", "log_type", "sha256", "size", "first_ts", "last_ts",
+                                  "records", "skipped", "rejects"), "evidence") if evidence.height else "")
+        + "</body></html>\n"
+    )  # fmt: skip
