@@ -429,7 +429,7 @@ def write_service_tags(path: Path, prefixes: Sequence[str] = (DEFAULT_SNAT_RANGE
 
 # --- the system part ---------------------------------------------------------------------------
 
-REQUIRED: Final = ("ip", "nft", "unshare", "mount", "ss")
+REQUIRED: Final = ("ip", "nft", "sysctl", "unshare", "mount", "ss")
 """Commands the topology needs (services.REQUIRED lists the daemons')."""
 
 _SBIN: Final = ("/usr/sbin", "/sbin")
@@ -496,8 +496,9 @@ class Lab:
         Args:
             topology: What to build.
             services: Also run sshd, rsyslog and nginx in the destination namespace.
-            workdir: Where configs, keys, pid files and logs go; default a fresh temporary
-                directory (mode 0755: sshd's test user and nginx's workers read from it).
+            workdir: Where configs, keys, pid files and logs go, created by ``build()``
+                (mode 0755: sshd's test user and nginx's workers read from it); default a
+                new directory named after the lab in the system's temporary directory.
             hostname: The destination's hostname in syslog lines (the ``observer``).
             keep_workdir: Leave the workdir on close (default: the ``EGRESSLENS_LAB_KEEP``
                 environment variable), to read logs after a failure.
@@ -509,14 +510,15 @@ class Lab:
         self.hostname = hostname
         self._want_services = services
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
-        self.workdir.chmod(0o755)
+        self._made_workdir = False
+        self.workdir = workdir or Path(tempfile.gettempdir()) / f"{self.prefix}-lab"
         self.keep_workdir = bool(os.environ.get("EGRESSLENS_LAB_KEEP")) if keep_workdir is None else keep_workdir
         self.services: Any = None  # services.Services once started
         self._namespaces: list[str] = []
         self._background: list[Background] = []
         self._by_name = {p.vm.name: p for p in self.plans}
-        self.service_tags = write_service_tags(self.workdir / "ServiceTags_Public_lab.json", (topology.default_snat_range,))
+        self.service_tags = self.workdir / "ServiceTags_Public_lab.json"
+        """The lab's Service Tags file: the default SNAT range as ``AzureCloud.labregion``."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -534,6 +536,10 @@ class Lab:
     def build(self) -> Lab:
         """Create namespaces, links, addresses, routes and the edge's rules; start services."""
         t = self.topology
+        self.workdir.mkdir(mode=0o755, parents=True, exist_ok=not self._own_workdir)
+        self._made_workdir = self._own_workdir  # only a directory we made is ever removed
+        self.workdir.chmod(0o755)  # mkdir's mode is cut by the umask
+        write_service_tags(self.service_tags, (t.default_snat_range,))
         for ns in (self.edge_ns, self.dest_ns, *self.vm_ns):
             self._sh("ip", "netns", "add", ns)
             self._namespaces.append(ns)  # recorded at once: close() removes half-built labs
@@ -614,7 +620,7 @@ class Lab:
             if deleted.returncode != 0:
                 errors.append(f"ip netns del {ns}: {deleted.stderr.strip()}")
         self._namespaces.clear()
-        if self._own_workdir and not self.keep_workdir and self.workdir.exists():
+        if self._made_workdir and not self.keep_workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:
             raise LabError("lab teardown: " + "; ".join(errors))

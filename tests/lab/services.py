@@ -149,7 +149,7 @@ class Services:
         self._start_nginx()
 
     def stop(self) -> None:
-        """Stop the daemons by pid (SIGTERM, then SIGKILL); sshd last, so rsyslog gets its goodbyes."""
+        """Stop the daemons by pid (SIGTERM, then SIGKILL); rsyslog last, so it logs sshd's goodbyes."""
         for name in ("nginx", "sshd", "rsyslog"):
             proc = self._procs.pop(name, None)
             if proc is None:

@@ -201,6 +201,17 @@ def test_lab_service_tags_load_as_azure_owned(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["values"][0]["properties"]["addressPrefixes"] == [DEFAULT_SNAT_RANGE]
 
 
+def test_planning_a_lab_touches_nothing() -> None:
+    lab = Lab(TOPOLOGY)
+    assert not lab.workdir.exists() and lab.namespaces == ()
+    assert lab.edge_ns.startswith("el-") and len(lab.vm_ns) == len(TOPOLOGY.vms)
+    with pytest.raises(LabError, match="not a namespace of this lab"):
+        lab.run_in("init", ["true"])
+    with pytest.raises(LabError, match="no VM 'ghost'"):
+        lab.ns_of("ghost")
+    lab.close()  # nothing to do, and no error
+
+
 # --- the real lab (root) ---------------------------------------------------------------------
 
 
