@@ -75,6 +75,41 @@ def epb(i: int, data: bytes) -> bytes:
     return block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data)
 
 
+def edge_cases() -> list[tuple[bytes, int]]:
+    """(captured bytes, wire length) of frames a reader must count, not record or crash on."""
+    from scapy.all import (
+        AH, ARP, ICMP, IP, UDP, VXLAN, ICMPv6MLReport2, IPv6, IPv6ExtHdrFragment,
+        IPv6ExtHdrHopByHop, RouterAlert, fragment,
+    )  # fmt: skip
+    from scapy.contrib.mpls import MPLS
+
+    def eth(**kw: object) -> Ether:
+        return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **kw)
+
+    v4 = IP(src="192.0.2.1", dst="192.0.2.2", id=9)
+    v6 = IPv6(src="2001:db8::1", dst="2001:db8::2")
+    syn = TCP(sport=7, dport=8, flags="S")
+    big = v4 / TCP(sport=1234, dport=80, flags="PA") / Raw(b"x" * 1000)
+    pkts = [eth() / f for f in fragment(big, fragsize=400)]  # 1 first, 2-3 non-first
+    pkts += [
+        eth() / v4 / IP(src="192.0.2.9", dst="192.0.2.10") / syn,  # 4 IP in IP
+        eth() / v4 / ICMP(type=3, code=3) / v4 / UDP(sport=1, dport=2),  # 5 ICMP error
+        eth() / v6 / IPv6ExtHdrFragment(m=1, id=5) / UDP(sport=1, dport=2) / Raw(b"q" * 40),
+        eth() / v6 / IPv6ExtHdrFragment(offset=10, id=5, nh=17) / Raw(b"q" * 40),  # 7
+        eth() / v6 / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLReport2(),  # 8
+        eth() / v6 / AH(spi=1, nh=6, payloadlen=4, icv=b"\0" * 12) / syn,  # 9
+        eth(type=0x8847) / MPLS(label=16, s=1) / v4 / syn,  # 10 MPLS: not an IP ethertype
+        eth() / IPv6(src="::ffff:192.0.2.1", dst="2001:db8::2") / syn,  # 11
+        eth() / v4 / UDP(sport=4000, dport=4789) / VXLAN(vni=1) / eth() / v4 / syn,  # 12
+        eth() / ARP(),  # 13
+        eth() / v4 / TCP(sport=15, dport=16, dataofs=4, flags="S"),  # 14 TCP offset 16 bytes
+    ]
+    frames = [(bytes(p), len(bytes(p))) for p in pkts]
+    whole = bytes(eth() / v4 / syn)
+    frames += [(whole[:10], len(whole)), (whole[:44], len(whole))]  # 15, 16: snaplen cuts
+    return frames
+
+
 def main() -> None:
     pkts = packets()
 
@@ -107,6 +142,13 @@ def main() -> None:
     (HERE / "corrupt_block_short.pcapng").write_bytes(
         pcapng_head() + good3_ng + rest[:4] + struct.pack("<I", 8) + rest[8:]
     )
+
+    # edge_cases.pcap: valid pcap, frames that are counted rather than recorded.
+    edge = b"".join(
+        struct.pack("<IIII", T0, i * 1000, len(data), wire) + data
+        for i, (data, wire) in enumerate(edge_cases())
+    )
+    (HERE / "edge_cases.pcap").write_bytes(pcap_header() + edge)
 
     # empty.pcap / empty.pcapng: headers only, no packets.
     (HERE / "empty.pcap").write_bytes(pcap_header())
