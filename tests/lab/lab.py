@@ -58,6 +58,8 @@ DEFAULT_SNAT_RANGE: Final = "203.0.113.128/25"
 
 DEST_IP: Final = "198.51.100.10"
 EDGE_IP: Final = "198.51.100.1"
+DEST_IFACE: Final = "eth0"
+"""The destination's only interface (where a live capture listens)."""
 
 VM_PORTS: Final = (40000, 40999)
 """Ephemeral ports of the source VMs.  SNAT port blocks lie below 32768, so a translated
@@ -508,6 +510,9 @@ class Lab:
         self.prefix = f"el-{secrets.token_hex(3)}"
         self.edge_ns, self.dest_ns, self.vm_ns = _ns_names(self.prefix, len(topology.vms))
         self.hostname = hostname
+        """The destination's syslog hostname: the ``observer`` of its log records."""
+        self.dest_iface = DEST_IFACE
+        """Interface of the destination namespace that all traffic crosses."""
         self._want_services = services
         self._own_workdir = workdir is None
         self._made_workdir = False
@@ -554,19 +559,19 @@ class Lab:
         self._sysctl(self.edge_ns, "net.ipv4.conf.default.rp_filter", "0")
         # Destination link: edge "inet" <-> dst "eth0".
         self._sh("ip", "-n", self.edge_ns, "link", "add", "inet", "type", "veth",
-                 "peer", "name", "eth0", "netns", self.dest_ns)  # fmt: skip
+                 "peer", "name", DEST_IFACE, "netns", self.dest_ns)  # fmt: skip
         self._sh("ip", "-n", self.edge_ns, "addr", "add", f"{t.edge_ip}/32", "dev", "inet")
         self._sh("ip", "-n", self.edge_ns, "link", "set", "inet", "up")
         self._sh("ip", "-n", self.edge_ns, "route", "add", f"{t.dest_ip}/32", "dev", "inet")
-        self._sh("ip", "-n", self.dest_ns, "addr", "add", f"{t.dest_ip}/32", "dev", "eth0")
-        self._sh("ip", "-n", self.dest_ns, "link", "set", "eth0", "up")
-        self._sh("ip", "-n", self.dest_ns, "route", "add", f"{t.edge_ip}/32", "dev", "eth0")
+        self._sh("ip", "-n", self.dest_ns, "addr", "add", f"{t.dest_ip}/32", "dev", DEST_IFACE)
+        self._sh("ip", "-n", self.dest_ns, "link", "set", DEST_IFACE, "up")
+        self._sh("ip", "-n", self.dest_ns, "route", "add", f"{t.edge_ip}/32", "dev", DEST_IFACE)
         back = [str(n) for n in PUBLIC_NETS]
         if any(p.vm.egress == "private" for p in self.plans):
             back.append(str(PRIVATE_NET))
         for net in back:  # the destination answers the "internet" through the edge, nothing else
-            self._sh("ip", "-n", self.dest_ns, "route", "add", net, "via", t.edge_ip, "dev", "eth0")
-        self._no_offloads(self.dest_ns, "eth0")
+            self._sh("ip", "-n", self.dest_ns, "route", "add", net, "via", t.edge_ip, "dev", DEST_IFACE)
+        self._no_offloads(self.dest_ns, DEST_IFACE)
         self._no_offloads(self.edge_ns, "inet")
         # Source VMs.
         lo, hi = VM_PORTS
@@ -813,6 +818,7 @@ def wait_for(predicate: Any, timeout: float = 5, interval: float = 0.05) -> bool
 
 __all__ = [
     "DEFAULT_SNAT_RANGE",
+    "DEST_IFACE",
     "DEST_IP",
     "EDGE_IP",
     "GATEWAY",

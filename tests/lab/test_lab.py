@@ -228,13 +228,13 @@ class Traffic:
     dropped: dict[str, int]
 
 
-def _drive(lab: Lab, vm: str) -> tuple[list[subprocess.CompletedProcess[str]], list[HttpResult]]:
-    # The `none` VM's packets are dropped: short connect timeouts keep the run short.
-    quick = lab.plan_of(vm).vm.egress == "none"
-    t = 2 if quick else 5
-    ssh = [lab.ssh_from(vm, connect_timeout=t) for _ in range(ATTEMPTS)]
-    http = [lab.curl_from(vm, f"/whoami?vm={vm}", connect_timeout=t) for _ in range(ATTEMPTS)]
-    return ssh, http
+def _ssh(lab: Lab, vm: str) -> subprocess.CompletedProcess[str]:
+    # The `none` VM's packets are dropped: a short connect timeout keeps the run short.
+    return lab.ssh_from(vm, connect_timeout=2 if lab.plan_of(vm).vm.egress == "none" else 5)
+
+
+def _http(lab: Lab, vm: str) -> HttpResult:
+    return lab.curl_from(vm, f"/whoami?vm={vm}", connect_timeout=2 if lab.plan_of(vm).vm.egress == "none" else 3)
 
 
 @pytest.fixture(scope="module")
@@ -242,16 +242,18 @@ def traffic() -> Iterator[Traffic]:
     lab_or_skip()
     with Lab(TOPOLOGY) as lab:
         names = [vm.name for vm in TOPOLOGY.vms]
-        with ThreadPoolExecutor(len(names)) as pool:
-            results = dict(zip(names, pool.map(lambda n: _drive(lab, n), names), strict=True))
+        # Every attempt at once: the run lasts as long as the slowest (the dropped ones).
+        with ThreadPoolExecutor(4 * len(names)) as pool:
+            ssh = {n: [pool.submit(_ssh, lab, n) for _ in range(ATTEMPTS)] for n in names}
+            http = {n: [pool.submit(_http, lab, n) for _ in range(ATTEMPTS)] for n in names}
         arriving = sum(ATTEMPTS for vm in TOPOLOGY.vms if vm.egress != "none")
         # rsyslog writes asynchronously: wait until every accepted login is in both files.
         for path in (lab.auth_log, lab.auth_log_rfc3339):
             wait_for(lambda p=path: len(ACCEPTED.findall(p.read_text())) >= arriving, 5)
         yield Traffic(
             lab=lab,
-            ssh={n: r[0] for n, r in results.items()},
-            http={n: r[1] for n, r in results.items()},
+            ssh={n: [f.result() for f in fs] for n, fs in ssh.items()},
+            http={n: [f.result() for f in fs] for n, fs in http.items()},
             auth_log=lab.auth_log.read_text(),
             auth_log_rfc3339=lab.auth_log_rfc3339.read_text(),
             access_log=lab.access_log.read_text(),
@@ -424,7 +426,7 @@ def test_background_command_stops_on_sigint(make_lab: Callable[..., Lab]) -> Non
     cap = lab.workdir / "dst.pcap"
     if which("tcpdump") is None:
         pytest.skip("tcpdump not installed")
-    with lab.background(["tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-w", str(cap), "tcp port 80"]) as bg:
+    with lab.background(["tcpdump", "-i", lab.dest_iface, "--immediate-mode", "-U", "-n", "-w", str(cap), "tcp port 80"]) as bg:
         assert wait_for(lambda: b"listening on" in bg.stderr.read_bytes(), 5), bg.stderr.read_text()
         assert lab.curl_from("vm", "/").status == 200
         # Immediate mode hands each packet over at once; still give the last one a moment.
