@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -35,7 +34,7 @@ import polars as pl
 
 from capture.appproto import inspect
 from capture.fastpath import Decoded
-from capture.packets import ACK, FIN, PAYLOAD_HEAD, RST, SYN, TCP, PacketRecord
+from capture.packets import ACK, FIN, PAYLOAD_HEAD, RST, SYN, TCP, PacketRecord, ip_text
 from capture.schema import SCHEMA
 
 KEY: Final = ["v6", "a_hi", "a_lo", "b_hi", "b_lo", "pa", "pb", "proto"]
@@ -380,13 +379,8 @@ def _merge(aggs: pl.DataFrame) -> pl.DataFrame:
 
 def _ip_text(v6: pl.Series, hi: pl.Series, lo: pl.Series) -> pl.Series:
     """Canonical address text from the (v6, hi, lo) integer form."""
-    out: list[str] = []
-    for is6, h, low in zip(v6.to_list(), hi.to_list(), lo.to_list(), strict=True):
-        if is6:
-            out.append(str(ipaddress.IPv6Address((h << 64) | low)))
-        else:
-            out.append(str(ipaddress.IPv4Address(low)))
-    return pl.Series(out, dtype=pl.String)
+    texts = [ip_text(a, h, low) for a, h, low in zip(v6.to_list(), hi.to_list(), lo.to_list(), strict=True)]
+    return pl.Series(texts, dtype=pl.String)
 
 
 # --- aggregates -> records ----------------------------------------------------------------

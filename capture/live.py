@@ -32,7 +32,7 @@ from capture.errors import CaptureError, InterfaceError, PermissionDenied, Usage
 from capture.fastpath import decode
 from capture.flows import FlowTable, finalize
 from capture.output import atomic_write_parquet
-from capture.packets import PAYLOAD_HEAD, DecodeStats, PacketRecord
+from capture.packets import PAYLOAD_HEAD, DecodeStats, PacketRecord, ip_text
 from capture.pcapfile import Chunk
 
 BATCH: Final = 512
@@ -274,8 +274,6 @@ class ReplaySource:
 
 def packets_from_frames(frames: list[Frame], linktype: int, first_index: int, stats: DecodeStats) -> Iterator[PacketRecord]:
     """Decode a batch of frames with the vectorized decoder, as ``PacketRecord``s."""
-    import ipaddress
-
     if not frames:
         return
     buf = b"".join(f[1] for f in frames)
@@ -290,16 +288,13 @@ def packets_from_frames(frames: list[Frame], linktype: int, first_index: int, st
     )  # fmt: skip
     d = decode(chunk, stats)
 
-    def text(v6: bool, hi: int, lo: int) -> str:
-        return str(ipaddress.IPv6Address((hi << 64) | lo) if v6 else ipaddress.IPv4Address(lo))
-
     for i in range(len(d.index)):
         start = int(d.pay_off[i])
         yield PacketRecord(
             index=int(d.index[i]),
             ts_ns=int(d.ts_ns[i]),
-            src=text(bool(d.v6[i]), int(d.src_hi[i]), int(d.src_lo[i])),
-            dst=text(bool(d.v6[i]), int(d.dst_hi[i]), int(d.dst_lo[i])),
+            src=ip_text(bool(d.v6[i]), int(d.src_hi[i]), int(d.src_lo[i])),
+            dst=ip_text(bool(d.v6[i]), int(d.dst_hi[i]), int(d.dst_lo[i])),
             sport=int(d.sport[i]),
             dport=int(d.dport[i]),
             proto=int(d.proto[i]),

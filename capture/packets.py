@@ -8,6 +8,7 @@ routes give identical records.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -94,3 +95,16 @@ class DecodeStats:
         if self.malformed:
             out.append(f"{name}: {self.malformed:,} packets too short for their headers skipped")
         return out
+
+
+def ip_text(v6: bool, hi: int, lo: int) -> str:
+    """Canonical text of an address in (hi, lo) integer form (RFC 5952).
+
+    IPv4-mapped IPv6 addresses keep the dotted quad (``::ffff:192.0.2.1``), as RFC 5952
+    section 5 recommends and as tshark and scapy print them.
+    """
+    if not v6:
+        return str(ipaddress.IPv4Address(lo))
+    if hi == 0 and lo >> 32 == 0xFFFF:
+        return f"::ffff:{ipaddress.IPv4Address(lo & 0xFFFFFFFF)}"
+    return str(ipaddress.IPv6Address((hi << 64) | lo))

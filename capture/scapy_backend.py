@@ -103,7 +103,11 @@ def iter_packets(
                 if cls is None:
                     stats.unsupported_linktype[linktype] += 1
                     continue
-                pkt = cls(data)
+                try:
+                    pkt = cls(data)
+                except Exception:  # scapy gives up on frames shorter than their header
+                    stats.malformed += 1
+                    continue
             ip = pkt.getlayer(IP)
             ip6 = pkt.getlayer(IPv6)
             layer = ip if ip is not None else ip6
@@ -127,7 +131,15 @@ def iter_packets(
                     # scapy leaves what follows an AH header undissected
                     ah.payload = (ScapyTCP if ah.nh == TCP else ScapyUDP)(bytes(ah.payload))
                     transport = ah.payload
-                proto = ip6.nh if transport is None else (TCP if transport.name == "TCP" else UDP)
+                if transport is None:
+                    # the protocol after the extension headers, not the first next header
+                    proto = ip6.nh
+                    layer6 = ip6.payload
+                    while hasattr(layer6, "nh") and layer6.name.startswith(("IPv6 Extension", "AH")):
+                        proto = layer6.nh
+                        layer6 = layer6.payload
+                else:
+                    proto = TCP if transport.name == "TCP" else UDP
                 ext = len(bytes(ip6.payload)) - (len(bytes(transport)) if transport else 0)
                 l4_len = (ip6.plen - ext) if ip6.plen else len(bytes(ip6.payload)) - ext
             if proto == TCP:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from capture.packets import DecodeStats, PacketRecord
+from capture.packets import DecodeStats, PacketRecord, ip_text
 
 
 def test_stats_merge_and_notes_name_the_file() -> None:
@@ -31,3 +31,9 @@ def test_packet_record_is_frozen() -> None:
                      proto=6, flags=2, payload_len=0, payload=b"")  # fmt: skip
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.index = 2  # type: ignore[misc]
+
+
+def test_ip_text_is_canonical() -> None:
+    assert ip_text(False, 0, 0xC0000201) == "192.0.2.1"
+    assert ip_text(True, 0x20010DB8 << 32, 1) == "2001:db8::1"
+    assert ip_text(True, 0, 0xFFFF_C0000201) == "::ffff:192.0.2.1"

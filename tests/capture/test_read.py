@@ -73,7 +73,7 @@ def test_skipped_packets_are_counted(name: str) -> None:
         assert any("non-IP packets skipped" in w for w in result.warnings)
 
 
-@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("name", SAMPLES + ["../tests/data/edge_cases.pcap"])
 def test_fast_path_equals_full_scapy_decode(name: str) -> None:
     path = str(PCAPS / name)
     fast = read_captures([path])
