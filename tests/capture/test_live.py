@@ -199,20 +199,24 @@ def test_tshark_backend_gives_the_same_records_as_scapy(tmp_path: Path) -> None:
     from capture.live import TsharkSource
 
     port = _free_port()
-    results = {}
-    for name, make in (("scapy", ScapySource), ("tshark", TsharkSource)):
-        out = tmp_path / name
-        cap = LiveCapture(make("lo", f"tcp port {port}"), LiveOptions(out=out, rotate_s=None, duration_s=20),
-                          status=lambda _: None)  # fmt: skip
-        runner = threading.Thread(target=cap.run)
-        runner.start()
-        time.sleep(3.0 if name == "tshark" else 0.5)  # tshark takes a moment to start capturing
-        _tcp_traffic(port, 2)
-        time.sleep(1.5)
-        cap.stop()
-        runner.join(timeout=30)
-        results[name] = read_folder(out)
-    cols = ["src_ip", "dst_ip", "dst_port", "proto", "service", "state", "orig_pkts", "resp_pkts",
+    # Both backends capture the same traffic at the same time.
+    caps = {
+        name: LiveCapture(make("lo", f"tcp port {port}"), LiveOptions(out=tmp_path / name, rotate_s=None, duration_s=30),
+                          status=lambda _: None)
+        for name, make in (("scapy", ScapySource), ("tshark", TsharkSource))
+    }  # fmt: skip
+    runners = [threading.Thread(target=c.run) for c in caps.values()]
+    for r in runners:
+        r.start()
+    time.sleep(3.0)  # dumpcap takes a moment to start capturing
+    _tcp_traffic(port, 2)
+    time.sleep(1.5)
+    for c in caps.values():
+        c.stop()
+    for r in runners:
+        r.join(timeout=30)
+    results = {name: read_folder(tmp_path / name) for name in caps}
+    cols = ["src_ip", "src_port", "dst_ip", "dst_port", "proto", "service", "state", "orig_pkts", "resp_pkts",
             "orig_bytes", "resp_bytes", "ssh_client", "ssh_server"]  # fmt: skip
     assert results["scapy"].height == results["tshark"].height == 2
     assert_frame_equal(results["scapy"].select(cols), results["tshark"].select(cols))
