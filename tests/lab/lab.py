@@ -35,7 +35,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
+
+if TYPE_CHECKING:
+    from .services import Services
 
 LabEgress = Literal[
     "lb_frontend", "instance_public_ip", "nat_gateway", "firewall", "default_snat", "private", "none"
@@ -284,8 +287,8 @@ def plan(topology: Topology) -> tuple[EgressPlan, ...]:
             EgressPlan(
                 vm=vm, index=index, seen_ips=seen, port_block=ports,
                 postrouting=tuple(post), forward=tuple(fwd), prerouting=tuple(pre),
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
     return tuple(plans)
 
 
@@ -329,8 +332,8 @@ def topology_from_dict(doc: Mapping[str, Any]) -> Topology:
                     name=str(v["name"]), private_ip=str(v["private_ip"]), egress=v["egress"],
                     snat_ips=tuple(str(x) for x in v.get("snat_ips") or ()),
                     snat_ports=v.get("snat_ports"), resource=v.get("resource"),
-                )  # fmt: skip
-            )
+                )
+            )  # fmt: skip
         except (KeyError, TypeError, AttributeError) as e:
             raise LabError(f"topology: vms[{i}]: {e!r}") from None
     extra = {k: str(doc[k]) for k in known - {"vms"} if k in doc}
@@ -399,8 +402,8 @@ def topology_from_predictions(
                 snat_ips=ips if cls != "default_snat" else (),
                 snat_ports=get(p, "snat_ports") if cls == "lb_frontend" else None,
                 resource=get(p, "resource"),
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
     return Topology(vms=tuple(vms), dest_ip=dest_ip, edge_ip=edge_ip, default_snat_range=default_snat_range)
 
 
@@ -451,9 +454,9 @@ def unavailable(extra: Sequence[str] = ()) -> str | None:
         return f"the network lab needs these commands: {', '.join(missing)} (make sysdeps)"
     probe = f"el-probe-{secrets.token_hex(3)}"
     try:
-        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10)
+        made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=10, check=False)
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10, check=False)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip()}"
     return None
@@ -518,7 +521,8 @@ class Lab:
         self._made_workdir = False
         self.workdir = workdir or Path(tempfile.gettempdir()) / f"{self.prefix}-lab"
         self.keep_workdir = bool(os.environ.get("EGRESSLENS_LAB_KEEP")) if keep_workdir is None else keep_workdir
-        self.services: Any = None  # services.Services once started
+        self.services: Services | None = None
+        """sshd, rsyslog and nginx, once started."""
         self._namespaces: list[str] = []
         self._background: list[Background] = []
         self._by_name = {p.vm.name: p for p in self.plans}
@@ -527,7 +531,7 @@ class Lab:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Self:
         try:
             self.build()
         except BaseException:
@@ -538,7 +542,7 @@ class Lab:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def build(self) -> Lab:
+    def build(self) -> Self:
         """Create namespaces, links, addresses, routes and the edge's rules; start services."""
         t = self.topology
         self.workdir.mkdir(mode=0o755, parents=True, exist_ok=not self._own_workdir)
@@ -552,11 +556,7 @@ class Lab:
             self._sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
             self._sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
             self._sh("ip", "-n", ns, "link", "set", "lo", "up")
-        # The edge forwards; reverse-path filtering would drop SNAT return traffic on asymmetric
-        # links, and the lab has none to protect against.
-        self._sysctl(self.edge_ns, "net.ipv4.ip_forward", "1")
-        self._sysctl(self.edge_ns, "net.ipv4.conf.all.rp_filter", "0")
-        self._sysctl(self.edge_ns, "net.ipv4.conf.default.rp_filter", "0")
+        self._sysctl(self.edge_ns, "net.ipv4.ip_forward", "1")  # the edge routes; nothing else does
         # Destination link: edge "inet" <-> dst "eth0".
         self._sh("ip", "-n", self.edge_ns, "link", "add", "inet", "type", "veth",
                  "peer", "name", DEST_IFACE, "netns", self.dest_ns)  # fmt: skip
@@ -569,8 +569,8 @@ class Lab:
         back = [str(n) for n in PUBLIC_NETS]
         if any(p.vm.egress == "private" for p in self.plans):
             back.append(str(PRIVATE_NET))
-        for net in back:  # the destination answers the "internet" through the edge, nothing else
-            self._sh("ip", "-n", self.dest_ns, "route", "add", net, "via", t.edge_ip, "dev", DEST_IFACE)
+        for prefix in back:  # the destination answers the "internet" through the edge, nothing else
+            self._sh("ip", "-n", self.dest_ns, "route", "add", prefix, "via", t.edge_ip, "dev", DEST_IFACE)
         self._no_offloads(self.dest_ns, DEST_IFACE)
         self._no_offloads(self.edge_ns, "inet")
         # Source VMs.
@@ -615,13 +615,13 @@ class Lab:
         for ns in reversed(self._namespaces):
             # Anything still running in a namespace we made is ours (a session child of sshd, a
             # command a test left behind): kill it by pid, or the namespace outlives its name.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10)
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False)
             for pid in pids.stdout.split():
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            deleted = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=10)
+            deleted = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=10, check=False)
             if deleted.returncode != 0:
                 errors.append(f"ip netns del {ns}: {deleted.stderr.strip()}")
         self._namespaces.clear()
@@ -670,8 +670,9 @@ class Lab:
         if ns not in self._namespaces:
             raise LabError(f"{ns!r} is not a namespace of this lab")
         done = subprocess.run(
-            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout, input=input
-        )
+            ["ip", "netns", "exec", ns, *argv],
+            capture_output=True, text=True, timeout=timeout, input=input, check=False,
+        )  # fmt: skip
         if check and done.returncode != 0:
             raise LabError(f"in {ns}: {' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
         return done
@@ -751,7 +752,7 @@ class Lab:
         """nginx, combined format."""
         return self._services().access_log
 
-    def _services(self) -> Any:
+    def _services(self) -> Services:
         if self.services is None:
             raise LabError("this lab runs no services (Lab(..., services=True))")
         return self.services
@@ -759,7 +760,7 @@ class Lab:
     # -- helpers --------------------------------------------------------------------------------
 
     def _sh(self, *argv: str, input: str | None = None) -> None:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=15, input=input)
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=15, input=input, check=False)
         if done.returncode != 0:
             raise LabError(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
 
@@ -772,7 +773,7 @@ class Lab:
         if which("ethtool"):
             subprocess.run(
                 ["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"],
-                capture_output=True, timeout=10,
+                capture_output=True, timeout=10, check=False,
             )  # fmt: skip
 
 

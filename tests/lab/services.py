@@ -162,6 +162,11 @@ class Services:
                     proc.kill()
                     proc.wait(5)
 
+    @property
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running daemons, by name (``rsyslog``, ``sshd``, ``nginx``)."""
+        return {name: proc.pid for name, proc in self._procs.items()}
+
     # -- clients --------------------------------------------------------------------------------
 
     def ssh_argv(self, command: str = "true", connect_timeout: int = 5) -> list[str]:
@@ -199,7 +204,7 @@ class Services:
     def _listening(self, port: int) -> bool:
         done = subprocess.run(
             ["ip", "netns", "exec", self.ns, "ss", "-Hltn", f"sport = :{port}"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True, text=True, timeout=5, check=False,
         )  # fmt: skip
         return bool(done.stdout.strip())
 
@@ -211,8 +216,8 @@ class Services:
             _RSYSLOG_CONF.format(
                 work=work, hostname=self.lab.hostname, sock=self.log_socket, auth_log=self.auth_log,
                 auth_log_rfc3339=self.auth_log_rfc3339, syslog=self.syslog,
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
         self._spawn("rsyslog", [_cmd("rsyslogd"), "-n", "-f", str(conf), "-i", str(work / "rsyslogd.pid")])
         self._await("rsyslog", self.log_socket.exists, "socket")
         # sshd's post-authentication child logs as the test user.
@@ -245,7 +250,7 @@ class Services:
         conf = d / "sshd_config"
         conf.write_text(_SSHD_CONFIG.format(host_key=host_key, pid=d / "sshd.pid", user=SSH_USER))
         sshd = _cmd("sshd")
-        test = subprocess.run([sshd, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=10)
+        test = subprocess.run([sshd, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=10, check=False)
         # `sshd -t` outside the wrapper only complains about /run/sshd, which the wrapper makes.
         if test.returncode != 0 and "privilege separation directory" not in test.stderr:
             raise LabError(f"sshd_config rejected: {test.stderr.strip()}")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -162,7 +163,7 @@ def test_topology_from_dict_reads_the_yaml_shape() -> None:
 
 
 def test_topology_from_prediction_json() -> None:
-    predictions = [
+    predictions: list[dict[str, Any]] = [
         {"vm": "Test2VM", "nic": "n", "ipconfig": "ipconfig1", "private_ip": "10.0.0.5", "class": "default_snat",
          "via": None, "resource": None, "expected_ips": [], "snat_ports": None},
         {"vm": "lbvm", "nic": "n2", "ipconfig": "ipconfig1", "private_ip": "10.0.0.4", "class": "lb_frontend",
@@ -183,8 +184,9 @@ def test_topology_from_prediction_json() -> None:
 
 
 def test_predictions_of_the_lab_inventory_give_this_topology() -> None:
-    from analyze.inventory import load
     from analyze.predict import predict
+
+    from analyze.inventory import load
 
     predicted = topology_from_predictions(predict(load([LAB_INVENTORY])))
     by_name = {vm.name: vm for vm in predicted.vms}
@@ -196,7 +198,7 @@ def test_lab_service_tags_load_as_azure_owned(tmp_path: Path) -> None:
 
     path = write_service_tags(tmp_path / "ServiceTags_Public_lab.json")
     inv = load([path])
-    assert "azurecloud.labregion" in {t.lower() for t in inv.tags_containing("203.0.113.129")}
+    assert "azurecloud.labregion" in {t.lower() for t in inv.tags_containing("203.0.113.129") or ()}
     assert not inv.tags_containing("203.0.113.10")
     assert json.loads(path.read_text())["values"][0]["properties"]["addressPrefixes"] == [DEFAULT_SNAT_RANGE]
 
@@ -349,7 +351,7 @@ def test_no_namespace_has_a_route_out(traffic: Traffic) -> None:
         routes = lab.run_in(ns, ["ip", "-4", "route", "show"], check=True).stdout
         assert "default" not in routes, (ns, routes)
         for line in routes.splitlines():
-            net = ipaddress.ip_network(line.split()[0], strict=False)
+            net = ipaddress.IPv4Network(line.split()[0], strict=False)
             assert any(net.subnet_of(n) for n in ALLOWED_NETS), (ns, line)
         links = lab.run_in(ns, ["ip", "-o", "link", "show"], check=True).stdout
         assert "master" not in links  # nothing bridged to anything
@@ -386,7 +388,9 @@ def test_teardown_leaves_no_namespace_process_or_file_behind() -> None:
     with lab:
         assert set(lab.namespaces) <= _netns()
         assert lab.ssh_from("vm").returncode == 0
-        pids = [p.pid for p in lab.services._procs.values()]
+        assert lab.services is not None
+        pids = list(lab.services.pids.values())
+        assert len(pids) == 3
         workdir = lab.workdir
         # A process left running in a source namespace must not keep it alive either.
         leftover = subprocess.Popen(["ip", "netns", "exec", lab.ns_of("vm"), "sleep", "30"])
@@ -414,9 +418,8 @@ def test_a_half_built_lab_is_torn_down(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = Lab(SMALL, services=False)
     # Fail half-way through the build: after the namespaces and links, at the nftables step.
     monkeypatch.setattr(lab_module, "nft_ruleset", lambda plans: "this is not nft\n")
-    with pytest.raises(LabError, match="nft"):
-        with lab:
-            pass
+    with pytest.raises(LabError, match="nft"), lab:
+        pass
     assert _netns() == before
 
 
