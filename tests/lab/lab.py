@@ -25,14 +25,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Container, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, get_args
@@ -545,6 +546,9 @@ class Lab:
     def build(self) -> Self:
         """Create namespaces, links, addresses, routes and the edge's rules; start services."""
         t = self.topology
+        # Who owns the lab, written before anything exists: sweep_stale() removes a lab only
+        # once its owner is gone (a killed pytest), never a lab another run is still using.
+        _owner_file(self.prefix).write_text(f"{os.getpid()} {_process_start(os.getpid())}\n")
         self.workdir.mkdir(mode=0o755, parents=True, exist_ok=not self._own_workdir)
         self._made_workdir = self._own_workdir  # only a directory we made is ever removed
         self.workdir.chmod(0o755)  # mkdir's mode is cut by the umask
@@ -613,22 +617,15 @@ class Lab:
                 errors.append(f"services: {e}")
             self.services = None
         for ns in reversed(self._namespaces):
-            # Anything still running in a namespace we made is ours (a session child of sshd, a
-            # command a test left behind): kill it by pid, or the namespace outlives its name.
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False)
-            for pid in pids.stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            deleted = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=10, check=False)
-            if deleted.returncode != 0:
-                errors.append(f"ip netns del {ns}: {deleted.stderr.strip()}")
+            if (error := _remove_namespace(ns)) is not None:
+                errors.append(error)
         self._namespaces.clear()
         if self._made_workdir and not self.keep_workdir and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
         if errors:
             raise LabError("lab teardown: " + "; ".join(errors))
+        # Kept while anything is left, so that sweep_stale() can finish the job later.
+        _owner_file(self.prefix).unlink(missing_ok=True)
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -790,6 +787,72 @@ class HttpResult:
     stderr: str
 
 
+def _remove_namespace(ns: str) -> str | None:
+    """Kill what runs in ``ns`` and delete it; the error text, or None when done (or already gone)."""
+    if not Path("/run/netns", ns).exists():
+        return None
+    # Anything still running in a lab namespace is the lab's (a session child of sshd, a
+    # command a test left behind): kill it by pid, or the namespace outlives its name.
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False)
+    for pid in pids.stdout.split():
+        with suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    deleted = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=10, check=False)
+    return f"ip netns del {ns}: {deleted.stderr.strip()}" if deleted.returncode != 0 else None
+
+
+def _owner_file(prefix: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{prefix}.owner"
+
+
+def _process_start(pid: int) -> str | None:
+    """A live process's start time in clock ticks (field 22 of /proc/PID/stat), None if dead.
+
+    pid + start time names one process even after pid reuse; a zombie counts as dead.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+_LAB_NS: Final = re.compile(r"^(el-[0-9a-f]{6})-(?:edge|dst|vm\d+)$")
+
+
+def sweep_stale(only: Container[str] | None = None) -> list[str]:
+    """Remove labs whose owner died without closing them (a killed pytest, a CI timeout).
+
+    A lab is stale when its owner file names a process that no longer runs.  Labs without an
+    owner file, or whose owner still runs, are left alone: they may be another run's.
+
+    Args:
+        only: Consider only these lab prefixes (``Lab.prefix``); default every lab.
+
+    Returns:
+        The namespaces removed.
+    """
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=False)
+    labs: dict[str, list[str]] = {}
+    for line in listing.stdout.splitlines():
+        if line.strip() and (m := _LAB_NS.match(line.split()[0])):
+            labs.setdefault(m[1], []).append(m[0])
+    removed = []
+    for prefix, names in sorted(labs.items()):
+        if only is not None and prefix not in only:
+            continue
+        try:
+            pid, start = _owner_file(prefix).read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _process_start(int(pid)) == start:
+            continue
+        removed += [ns for ns in names if _remove_namespace(ns) is None]
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"{prefix}-lab", ignore_errors=True)
+        _owner_file(prefix).unlink(missing_ok=True)
+    return removed
+
+
 def _stop(bg: Background, first: int = signal.SIGTERM, timeout: float = 10) -> None:
     for sig in dict.fromkeys((first, signal.SIGTERM, signal.SIGKILL)):
         if bg.proc.poll() is not None:
@@ -835,6 +898,7 @@ __all__ = [
     "Topology",
     "nft_ruleset",
     "plan",
+    "sweep_stale",
     "topology_from_dict",
     "topology_from_predictions",
     "unavailable",

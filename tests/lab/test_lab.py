@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from .lab import (
     Topology,
     nft_ruleset,
     plan,
+    sweep_stale,
     topology_from_dict,
     topology_from_predictions,
     wait_for,
@@ -398,6 +400,7 @@ def test_teardown_leaves_no_namespace_process_or_file_behind() -> None:
     assert not any(_alive(pid) for pid in pids)
     assert leftover.wait(5) == -signal.SIGKILL
     assert not workdir.exists()
+    assert not (Path(tempfile.gettempdir()) / f"{lab.prefix}.owner").exists()
     assert str(workdir) not in Path("/proc/self/mounts").read_text()
 
 
@@ -420,6 +423,21 @@ def test_a_half_built_lab_is_torn_down(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lab_module, "nft_ruleset", lambda plans: "this is not nft\n")
     with pytest.raises(LabError, match="nft"), lab:
         pass
+    assert _netns() == before
+
+
+@pytest.mark.root
+def test_sweep_removes_only_labs_whose_owner_died() -> None:
+    lab_or_skip()
+    before = _netns()
+    with Lab(SMALL, services=False) as lab:
+        owner = Path(tempfile.gettempdir()) / f"{lab.prefix}.owner"
+        assert sweep_stale(only={lab.prefix}) == []  # its owner (this process) still runs
+        assert set(lab.namespaces) <= _netns()
+        owner.write_text("4194304 0\n")  # above pid_max: a process that cannot exist
+        assert sorted(sweep_stale(only={lab.prefix})) == sorted(lab.namespaces)
+        assert not owner.exists() and not lab.workdir.exists()
+    # close() after a sweep finds nothing left to do, and says nothing.
     assert _netns() == before
 
 
