@@ -5,10 +5,10 @@ A ``Topology`` is plain data: source VMs, each with a private address and an egr
 system (default SNAT addresses, SNAT port blocks, nftables rules) and refuses anything that
 is not a documentation or 10/8 address, so it is unit-tested without root.  ``Lab`` builds it:
 
-    vm0 ns: eth0 10.0.0.4/32 --veth-- edge ns: vm0 (10.255.255.254/32)
-    vm1 ns: eth0 10.0.0.5/32 --veth-- edge ns: vm1                      inet 198.51.100.1/32
-                                      nftables SNAT per source address --veth-- dst ns: eth0
-                                                                                198.51.100.10/32
+    <p>-vm0: eth0 10.0.0.4/32 ---- vm0 -+
+    <p>-vm1: eth0 10.0.0.5/32 ---- vm1 -+- <p>-edge: forwards, nftables SNAT per source address
+    ...                            ... -+  (10.255.255.254/32 on each vmN link)
+                                           inet 198.51.100.1/32 ---- eth0 198.51.100.10/32 :<p>-dst
 
 Every veth is created directly inside the namespaces (nothing ever appears in the host's
 namespace), source VMs only get routes to the three documentation /24s through the edge,
@@ -23,6 +23,7 @@ shape; the builder itself does not import ``analyze``.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -526,6 +527,7 @@ class Lab:
         """sshd, rsyslog and nginx, once started."""
         self._namespaces: list[str] = []
         self._background: list[Background] = []
+        self._bg_ids = itertools.count()
         self._by_name = {p.vm.name: p for p in self.plans}
         self.service_tags = self.workdir / "ServiceTags_Public_lab.json"
         """The lab's Service Tags file: the default SNAT range as ``AzureCloud.labregion``."""
@@ -692,7 +694,7 @@ class Lab:
         ns = ns or self.dest_ns
         if ns not in self._namespaces:
             raise LabError(f"{ns!r} is not a namespace of this lab")
-        n = len(list(self.workdir.glob("bg-*.out")))
+        n = next(self._bg_ids)
         out, err = self.workdir / f"bg-{n}.out", self.workdir / f"bg-{n}.err"
         with out.open("wb") as fo, err.open("wb") as fe:
             # `ip netns exec` execs the command, so the pid we signal is the command's own.
