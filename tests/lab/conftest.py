@@ -3,6 +3,11 @@
 Tests that build a lab take ``make_lab`` (one or more labs per test) or use
 ``lab_or_skip()`` in their own module-scoped fixture (``with Lab(...) as lab`` then tears
 down).  Mark them ``@pytest.mark.root``; the skip reason says what is missing.
+
+A run killed hard (kill -9, a CI timeout) cannot tear down; remove what it left with
+``cd tests && python -c "from lab.lab import sweep_stale; print(sweep_stale())"`` (only labs
+whose owner process is gone), and set ``EGRESSLENS_LAB_KEEP=1`` to keep a lab's workdir
+(configs and logs under ``/tmp/el-*-lab``) for reading after a failure.
 """
 
 from __future__ import annotations
