@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -269,3 +269,18 @@ def with_header(lines: pl.LazyFrame, marker: str, separator: str) -> pl.LazyFram
         .then(pl.col("line").str.strip_prefix(marker).str.strip_chars().str.split(separator))
         .forward_fill(),
     )
+
+
+def lookup(expr: pl.Expr, table: Mapping[object, object], dtype: pl.DataType) -> pl.Expr:
+    """``expr`` mapped through ``table`` (others -> null), as a when/then chain.
+
+    Used on per-line columns instead of ``replace`` / ``replace_strict``, which in polars
+    2.1 run outside the streaming engine and so hold the whole input in memory.
+    """
+    chain: pl.Expr | None = None
+    for key, value in table.items():
+        cond = expr == key
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(  # type: ignore[attr-defined]
+            pl.lit(value, dtype)
+        )
+    return pl.lit(None, dtype) if chain is None else chain.otherwise(pl.lit(None, dtype))

@@ -26,6 +26,7 @@ from analyze.sources._common import (
     chronological,
     conform,
     empty_scan,
+    lookup,
     origin,
     rejects_of,
     scan_lines,
@@ -137,6 +138,8 @@ NO_CONNECTION_RE: Final = (
 )
 """sshd messages that carry no connection key: counted as skipped, never rejected."""
 
+_KIND: Final = pl.Enum(["conn", "skip", "reject"])
+
 # Events after which sshd has closed the connection.
 _CLOSING: Final = (
     "closed", "disconnected", "recvdisc", "timedout", "disconnecting", "maxtries", "noident",
@@ -158,14 +161,6 @@ _RANK: Final[dict[str, int]] = {
 assert set(_RANK) == set(SSH_AUTH.categories.to_list()), "rank every SshAuth value"
 _OUTCOME_BY_RANK: Final = {v: k for k, v in _RANK.items()}
 
-_MONTHS: Final = {
-    m: str(i)
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-
-
 def looks_like(lines: Sequence[str]) -> bool:
     """True when these first lines look like syslog text with sshd lines (for auto-detection)."""
     frame = pl.DataFrame({"line": list(lines)}, schema={"line": pl.String})
@@ -177,51 +172,60 @@ def looks_like(lines: Sequence[str]) -> bool:
 # --- timestamps ------------------------------------------------------------------------------
 
 
-def _bsd_year(mtime: dt.datetime | None, year: int | None) -> pl.Expr:
-    """Year of each BSD line of one file (in line order), rolling over at Dec -> Jan.
+def _times(tz: str, clocks: Sequence[tuple[int | None, dt.datetime | None]]) -> pl.Expr:
+    """``ts`` (UTC) of connection events from ``bsd`` / ``aware`` / ``naive`` and ``seq``.
 
-    With ``year`` it is the first line's year, counting forward; otherwise the last line's
-    year comes from the file's modification time (a line is never newer than its file) and
-    earlier lines count backwards.  Never from "now".
+    BSD lines carry no year.  Per file, in line order, the year rolls over wherever the month
+    goes down (Dec -> Jan).  With ``--year`` (``clocks[i] = (year, None)``) that is the first
+    line's year, counting forward; otherwise (``(None, mtime)``) the last line's year comes
+    from the file's modification time (a line is never newer than its file: a last month
+    after the mtime's month means the year before) and earlier lines count backwards.
+    Never from "now".  Times without an offset are read in ``tz``.
     """
-    month = pl.col("bsd").str.slice(0, 3).replace_strict(_MONTHS, default=None).cast(pl.Int32)
-    filled = month.forward_fill()
-    rolls = (filled < filled.shift(1)).fill_null(False).cast(pl.Int32).cum_sum()
-    if year is not None:
-        return pl.lit(year, pl.Int32) + rolls
-    assert mtime is not None
-    last_month = month.drop_nulls().last()
-    last_year = pl.lit(mtime.year, pl.Int32) - (last_month > mtime.month).cast(pl.Int32)
-    return last_year - (rolls.max() - rolls)
-
-
-def _timestamp(tz: str, mtime: dt.datetime | None, year: int | None) -> pl.Expr:
-    """``ts`` in UTC from the ``bsd`` / ``iso`` / ``ts5`` prefix columns."""
-    iso = pl.coalesce(pl.col("iso"), pl.col("ts5"))
-    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC")
-    naive_iso = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False)
-    bsd = pl.concat_str(_bsd_year(mtime, year).cast(pl.String), pl.lit(" "), pl.col("bsd"))
-    naive_bsd = bsd.str.to_datetime("%Y %b %e %H:%M:%S", strict=False)
+    file = pl.col("seq") // (1 << 32)
+    month = pl.col("bsd").dt.month().cast(pl.Int32)
+    filled = month.forward_fill().over(file, order_by="seq")
+    rolls = (
+        (filled < filled.shift(1).over(file, order_by="seq"))
+        .fill_null(False)
+        .cast(pl.Int32)
+        .cum_sum()
+        .over(file, order_by="seq")
+    )
+    forced = {i: y for i, (y, _) in enumerate(clocks) if y is not None}
+    mtime_year = {i: m.year for i, (_, m) in enumerate(clocks) if m is not None}
+    mtime_month = {i: m.month for i, (_, m) in enumerate(clocks) if m is not None}
+    last_month = month.drop_nulls().last().over(file)
+    from_mtime = (
+        file.replace_strict(mtime_year, default=None, return_dtype=pl.Int32)
+        - (last_month > file.replace_strict(mtime_month, default=None, return_dtype=pl.Int32))
+        .cast(pl.Int32)
+        - (rolls.max().over(file) - rolls)
+    )
+    year = pl.coalesce(
+        file.replace_strict(forced, default=None, return_dtype=pl.Int32) + rolls, from_mtime
+    )
+    bsd = pl.col("bsd").dt.offset_by(pl.concat_str((year - 2000).cast(pl.String), pl.lit("y")))
     local = (
-        pl.coalesce(naive_bsd, naive_iso)
+        pl.coalesce(bsd, pl.col("naive"))
         .dt.cast_time_unit("us")
         .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
     )
-    return pl.coalesce(aware.dt.cast_time_unit("us"), local)
+    return pl.coalesce(pl.col("aware"), local)
 
 
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def _syslog_frame(
-    lines: pl.LazyFrame,
-    *,
-    tz: str,
-    mtime: dt.datetime | None,
-    year: int | None,
-) -> pl.LazyFrame:
-    """Lines -> ``source, lineno, line, kind0, ts, host, prog, pid, msg`` (kind0: reject/skip/None)."""
+def _syslog_frame(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Lines -> ``source, lineno, line, kind0, bsd, aware, naive, host, prog, pid, msg``.
+
+    ``kind0`` is reject / skip / None (None: an sshd message, to be read); ``bsd`` is the
+    year-less BSD timestamp text, ``aware`` an RFC 3339 time with offset (UTC), ``naive``
+    one without.  The year and zone are applied later, to connection events only: that
+    needs line order, and doing it on the narrow events keeps every full line out of memory.
+    """
     ok = pl.col("line").str.contains(_PREFIX_ANY)
     # A literal pre-check keeps the capture regex off the lines of other daemons.
     sshd = pl.col("line").str.contains(r" sshd(?:-session)?[\[: ]")
@@ -232,11 +236,11 @@ def _syslog_frame(
         .with_columns(
             host=pl.coalesce("host5", "host"),
             prog=pl.coalesce("prog5", "prog"),
-            pid=pl.coalesce(pl.col("pid5").replace("-", None), pl.col("pid")),
+            pid=pl.coalesce(pl.when(pl.col("pid5") != "-").then(pl.col("pid5")), pl.col("pid")),
             msg=pl.col("line").str.slice(pl.col("pfx").str.len_chars()),
         )
-        .with_columns(ts=_timestamp(tz, mtime, year))
     )
+    iso = pl.coalesce(pl.col("iso"), pl.col("ts5"))
     is_sshd = pl.col("prog").is_in(["sshd", "sshd-session"])
     return frame.select(
         "source",
@@ -249,11 +253,14 @@ def _syslog_frame(
         .when(~is_sshd.fill_null(False))
         .then(pl.lit("skip"))
         .alias("kind0"),
-        "ts",
-        "host",
-        "prog",
-        "pid",
-        "msg",
+        "bsd",
+        aware=iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC")
+        .dt.cast_time_unit("us"),
+        naive=iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False).dt.cast_time_unit("us"),
+        host=pl.col("host"),
+        prog=pl.col("prog"),
+        pid=pl.col("pid"),
+        msg=pl.col("msg"),
     )
 
 
@@ -342,6 +349,8 @@ def sshd_scan(
     sources: Sequence[str],
     observer: str | None,
     notes: Sequence[str],
+    tz: str = "UTC",
+    clocks: Sequence[tuple[int | None, dt.datetime | None]] = (),
 ) -> Scan:
     """Connection records out of sshd messages.
 
@@ -350,6 +359,9 @@ def sshd_scan(
             ``kind0`` is ``reject`` / ``skip`` for lines decided before the message is read
             and ``seq`` is ``(index of the file in sources << 32) + lineno``.
         sources: the files, in the order their index is counted in ``seq``.
+        tz: zone of times without an offset.
+        clocks: per file, ``(year, None)`` for ``--year`` or ``(None, mtime)``; only
+            needed when the frame has BSD (year-less) times.
         observer: host name for lines that carry none.
         notes: notes gathered while framing, passed through.
 
@@ -410,32 +422,71 @@ def sshd_scan(
         .otherwise(pl.lit("closed_preauth"))
     )
     no_conn = pl.col("msg").str.contains(NO_CONNECTION_RE)
-    events = events.with_columns(
-        kind=pl.when(pl.col("kind0").is_not_null())
+    kind = (
+        pl.when(pl.col("kind0").is_not_null())
         .then(pl.col("kind0"))
-        .when(pl.col("event").is_not_null() & pl.col("ts").is_not_null())
+        .when(pl.col("event").is_not_null())
         .then(pl.lit("conn"))
         .when(pl.col("event").is_null() & no_conn)
         .then(pl.lit("skip"))
-        .otherwise(pl.lit("reject")),
-        rank=outcome.replace_strict(_RANK, return_dtype=pl.Int8),
-        observer=pl.coalesce(pl.col("host"), pl.lit(observer, pl.String)),
-        state_ev=pl.when(pl.col("event") == "reset")
-        .then(pl.lit(2))
-        .when(pl.col("event").is_in(_CLOSING))
-        .then(pl.lit(1))
-        .otherwise(pl.lit(0)),
+        .otherwise(pl.lit("reject"))
+        .cast(_KIND)
     )
-    # records, rejects and skipped all come from this one parse: compute it once.
-    events = events.cache()
-    conns = events.filter(pl.col("kind") == "conn").with_columns(
-        # Order events by outcome rank, then position: the decisive event's user and method win.
-        _key=pl.col("rank").cast(pl.Int64) * (1 << 48) + pl.col("seq")
+    state_ev = (
+        pl.when(pl.col("event") == "reset")
+        .then(pl.lit(2, pl.Int8))
+        .when(pl.col("event").is_in(_CLOSING))
+        .then(pl.lit(1, pl.Int8))
+        .otherwise(pl.lit(0, pl.Int8))
+    )
+    is_conn = pl.col("kind") == "conn"
+    # records, rejects and skipped all come from this one parse: compute it once, keeping
+    # only what they need (the line text of rejects, the fields of connection events).
+    events = (
+        events.with_columns(kind=kind)
+        .select(
+            "seq",
+            "kind",
+            line=pl.when(pl.col("kind") == "reject").then(pl.col("line")),
+            # a leap year placeholder, so that Feb 29 parses; the real year is set later
+            bsd=pl.when(is_conn).then(
+                (pl.lit("2000 ") + pl.col("bsd")).str.to_datetime(
+                    "%Y %b %e %H:%M:%S", strict=False, time_unit="us"
+                )
+            ),
+            aware=pl.when(is_conn).then(pl.col("aware")),
+            naive=pl.when(is_conn).then(pl.col("naive")),
+            observer=pl.when(is_conn).then(
+                pl.coalesce(pl.col("host"), pl.lit(observer, pl.String))
+            ),
+            pid=pl.when(is_conn).then(pl.col("pid").cast(pl.UInt32, strict=False)),
+            ip=pl.col("ip"),
+            port=pl.col("port").cast(pl.UInt16, strict=False),
+            user=pl.col("user"),
+            method=pl.col("method"),
+            lip=pl.col("lip"),
+            lport=pl.col("lport").cast(pl.UInt16, strict=False),
+            rank=pl.when(is_conn).then(lookup(outcome, _RANK, pl.Int8())),
+            state_ev=state_ev,
+        )
+        .cache()
+    )
+
+    def file_of(seq: str) -> pl.Expr:
+        """The file name back from a ``seq`` value (file index in the high 32 bits)."""
+        return (pl.col(seq) // (1 << 32)).replace_strict(
+            dict(enumerate(sources)), return_dtype=pl.String, default=None
+        )
+    # Sorted by outcome rank, then position, the last user / method of a connection is the
+    # decisive event's (group_by keeps the frame's order within each group).
+    conns = (
+        events.filter(pl.col("kind") == "conn")
+        .with_columns(ts=_times(tz, clocks))
+        .sort(pl.col("rank"), pl.col("seq"))
     )
 
     def decisive(name: str) -> pl.Expr:
-        # arg_max over a key that is null where the value is: no per-group sort needed
-        return pl.col(name).get(pl.when(pl.col(name).is_not_null()).then("_key").arg_max())
+        return pl.col(name).last(ignore_nulls=True)
 
     records = (
         conns.group_by("observer", "pid", "ip", "port")
@@ -450,17 +501,11 @@ def sshd_scan(
             dst_port=pl.col("lport").max(),
             state_ev=pl.col("state_ev").max(),
         )
-        .with_columns(
-            source=(pl.col("first") // (1 << 32)).replace_strict(
-                dict(enumerate(sources)), return_dtype=pl.String, default=None
-            ),
-            lineno=pl.col("first") % (1 << 32),
-        )
+        .with_columns(source=file_of("first"), lineno=pl.col("first") % (1 << 32))
         .with_columns(
             duration=pl.col("last") - pl.col("ts"),
             src_ip=pl.col("ip"),
-            src_port=pl.col("port").cast(pl.UInt16, strict=False),
-            dst_port=pl.col("dst_port").cast(pl.UInt16, strict=False),
+            src_port=pl.col("port"),
             ssh_auth=pl.col("rank").replace_strict(_OUTCOME_BY_RANK, return_dtype=SSH_AUTH),
             ssh_method=pl.col("method").cast(pl.Categorical),
             proto=pl.lit("tcp"),
@@ -472,8 +517,12 @@ def sshd_scan(
         )
     )
     records = conform(records).sort("ts", "conn_id")
-    rejects = rejects_of(events.filter(pl.col("kind") == "reject"))
-    skipped = events.group_by("source").agg(
+    rejects = rejects_of(
+        events.filter(pl.col("kind") == "reject").select(
+            source=file_of("seq"), lineno=pl.col("seq") % (1 << 32), line=pl.col("line")
+        )
+    )
+    skipped = events.group_by(source=file_of("seq")).agg(
         skipped=(pl.col("kind") == "skip").sum().cast(pl.UInt32)
     )
     return Scan(records=records, rejects=rejects, skipped=skipped, notes=tuple(notes))
@@ -518,14 +567,23 @@ def scan(
     if not paths:
         return empty_scan()
     frames, notes = [], []
+    clocks: list[tuple[int | None, dt.datetime | None]] = []
     ordered = chronological([Path(p) for p in paths])
     for index, path in enumerate(ordered):
         lines, file_notes = scan_lines(path)
         notes += file_notes
         mtime = None if year is not None else _mtime(path)
-        frame = _syslog_frame(lines, tz=tz, mtime=mtime, year=year)
+        clocks.append((year, mtime))
+        frame = _syslog_frame(lines)
         frames.append(frame.with_columns(seq=(index << 32) + pl.col("lineno").cast(pl.Int64)))
         where = f"year {year} (--year)" if year else f"year from mtime {mtime:%Y-%m-%d}"
         notes.append(f"{path}: syslog times without zone read as {tz}; {where} for BSD lines")
     frame = pl.concat(frames, how="vertical")
-    return sshd_scan(frame, sources=[str(p) for p in ordered], observer=observer, notes=notes)
+    return sshd_scan(
+        frame,
+        sources=[str(p) for p in ordered],
+        observer=observer,
+        notes=notes,
+        tz=tz,
+        clocks=clocks,
+    )

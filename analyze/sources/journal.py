@@ -58,14 +58,16 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
         micros = _get("__REALTIME_TIMESTAMP").cast(pl.Int64, strict=False)
         prog = _get("SYSLOG_IDENTIFIER")
         frame = lines.filter(pl.col("line").str.strip_chars() != "").with_columns(
-            ts=pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC"),
+            aware=pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC"),
+            naive=pl.lit(None, pl.Datetime("us")),
+            bsd=pl.lit(None, pl.String),
             host=_get("_HOSTNAME"),
             prog=prog,
             pid=pl.coalesce(_get("_PID"), _get("SYSLOG_PID")),
             msg=_get("MESSAGE"),
         )
         frame = frame.with_columns(
-            kind0=pl.when(pl.col("ts").is_null() | pl.col("msg").is_null())
+            kind0=pl.when(pl.col("aware").is_null() | pl.col("msg").is_null())
             .then(pl.lit("reject"))
             .when(~pl.col("prog").is_in(["sshd", "sshd-session"]).fill_null(False))
             .then(pl.lit("skip")),

@@ -233,16 +233,23 @@ def _records(parsed: pl.LazyFrame, observer: str | None) -> pl.LazyFrame:
     def col(name: str) -> pl.Expr:
         return pl.col(name) if name in have else pl.lit(None, pl.String)
 
-    request = col("request").str.extract_groups(
-        r"^(?<m>[A-Za-z]+) (?<p>(?:[^ \\]|\\.)*)(?: HTTP/[0-9.]+)?$"
+    # Only rows that need them go through the costlier steps (null rows are nearly free):
+    # the request line when method/path were not extracted, the split of a client list.
+    request = (
+        pl.when(col("method").is_null())
+        .then(col("request"))
+        .str.extract_groups(r"^(?<m>[A-Za-z]+) (?<p>(?:[^ \\]|\\.)*)(?: HTTP/[0-9.]+)?$")
     )
-    clients = col("client").str.split(", ")
-    xff_parts = [col("xffpre"), clients.list.slice(0, clients.list.len() - 1).list.join(", ")]
-    prefix_xff = pl.concat_str([_dash(x) for x in xff_parts], separator=", ", ignore_nulls=True)
+    listed = pl.when(col("client").str.contains(", ", literal=True)).then(col("client"))
+    clients = listed.str.split(", ")
+    hops = clients.list.slice(0, clients.list.len() - 1).list.join(", ")
+    prefix_xff = pl.concat_str(
+        [_dash(col("xffpre")), hops], separator=", ", ignore_nulls=True
+    )
     return parsed.with_columns(
         _rq=request,
         ts=_time(col("time_local"), col("time_iso"), col("msec")),
-        src_ip=clients.list.last(),
+        src_ip=pl.coalesce(clients.list.last(), col("client")),
     ).select(
         **origin(NAME),
         ts=pl.col("ts"),

@@ -19,6 +19,7 @@ from analyze.sources._common import (
     conform,
     empty_scan,
     header_field,
+    lookup,
     rejects_of,
     scan_lines,
     with_header,
@@ -93,7 +94,7 @@ def _records(frame: pl.LazyFrame) -> pl.LazyFrame:
         .then(pl.lit("http"))
         .when(service.is_not_null())
         .then(pl.lit("other")),
-        state=pl.col("conn_state").replace_strict(CONN_STATES, default=None),
+        state=lookup(pl.col("conn_state"), CONN_STATES, pl.String()),
         duration=(pl.col("duration").cast(pl.Float64, strict=False) * 1_000_000)
         .round()
         .cast(pl.Int64)
