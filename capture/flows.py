@@ -249,43 +249,15 @@ class ChunkedBuilder:
             closer=tcp & ((flags & (FIN | RST)) != 0),
         ).join(self._carry, on=KEY, how="left", maintain_order="left")
 
-        seen = pl.col("c_conn").is_not_null()
-        rn = pl.int_range(pl.len()).over(KEY)
-        cc = pl.col("closer").cast(pl.Int64).cum_sum().over(KEY)
-        pk = pk.with_columns(rn=rn, cc=cc)
-        last_syn_cc = (
-            pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).forward_fill().shift(1)
-        ).over(KEY)
-        cc_before = pl.col("cc") - pl.col("closer").cast(pl.Int64)
-        since = (
-            pl.when(last_syn_cc.is_null())
-            .then(cc_before + pl.col("c_closed").fill_null(False).cast(pl.Int64))
-            .otherwise(cc_before - last_syn_cc)
-        )
-        seen_before = seen | (pl.col("rn") > 0)
-        new = (pl.col("syn") & (~seen_before | (since > 0))) | (~seen & (pl.col("rn") == 0))
-        pk = pk.with_columns(new=new)
-        # Number new connections in packet order over the whole chunk, then spread each
-        # number over the rest of its flow's packets until the flow's next new connection.
-        pk = pk.with_columns(
-            new_no=pl.when(pl.col("new")).then(
-                self._next + pl.col("new").cast(pl.Int64).cum_sum() - 1
-            )
-        )
-        pk = pk.with_columns(
-            conn=pl.col("new_no").forward_fill().over(KEY).fill_null(pl.col("c_conn"))
-        )
+        # Window functions over one hashed column are much cheaper than over the eight key
+        # columns.  The hash is trusted only when it separates every flow of the chunk (as
+        # many distinct hashes as flows); otherwise the chunk is redone on the key itself.
+        pk = pk.with_columns(fid=_flow_hash())
+        segmented, carry = self._segment(pk, "fid")
+        if carry.height != segmented["fid"].n_unique():
+            segmented, carry = self._segment(pk, KEY)
+        pk = segmented
         n_new = int(pk["new"].sum())
-
-        # Carry for the next chunk: each flow's current connection and close flag.
-        last_syn = pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).drop_nulls().last()
-        total = pl.col("cc").last()
-        carry = pk.group_by(KEY).agg(
-            c_conn=pl.col("conn").last(),
-            c_closed=pl.when(last_syn.is_null())
-            .then(pl.col("c_closed").first().fill_null(False) | (total > 0))
-            .otherwise((total - last_syn) > 0),
-        )
         self._carry = pl.concat(
             [self._carry.join(carry, on=KEY, how="anti"), carry], how="vertical"
         )
@@ -322,6 +294,50 @@ class ChunkedBuilder:
             self._aggs = agg
         else:
             self._aggs = _merge(pl.concat([self._aggs, agg], how="vertical"))
+
+    def _segment(self, pk: pl.DataFrame, flow: str | list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Assign each packet its connection number (``conn``), windows grouped by ``flow``.
+
+        Returns:
+            (packets with ``conn`` and ``new``, the per-flow carry for the next chunk)
+        """
+        seen = pl.col("c_conn").is_not_null()
+        rn = pl.int_range(pl.len()).over(flow)
+        cc = pl.col("closer").cast(pl.Int64).cum_sum().over(flow)
+        pk = pk.with_columns(rn=rn, cc=cc)
+        last_syn_cc = (
+            pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).forward_fill().shift(1)
+        ).over(flow)
+        cc_before = pl.col("cc") - pl.col("closer").cast(pl.Int64)
+        since = (
+            pl.when(last_syn_cc.is_null())
+            .then(cc_before + pl.col("c_closed").fill_null(False).cast(pl.Int64))
+            .otherwise(cc_before - last_syn_cc)
+        )
+        seen_before = seen | (pl.col("rn") > 0)
+        new = (pl.col("syn") & (~seen_before | (since > 0))) | (~seen & (pl.col("rn") == 0))
+        pk = pk.with_columns(new=new)
+        # Number new connections in packet order over the whole chunk, then spread each
+        # number over the rest of its flow's packets until the flow's next new connection.
+        pk = pk.with_columns(
+            new_no=pl.when(pl.col("new")).then(
+                self._next + pl.col("new").cast(pl.Int64).cum_sum() - 1
+            )
+        )
+        pk = pk.with_columns(
+            conn=pl.col("new_no").forward_fill().over(flow).fill_null(pl.col("c_conn"))
+        )
+
+        # Carry for the next chunk: each flow's current connection and close flag.
+        last_syn = pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).drop_nulls().last()
+        total = pl.col("cc").last()
+        carry = pk.group_by(KEY).agg(
+            c_conn=pl.col("conn").last(),
+            c_closed=pl.when(last_syn.is_null())
+            .then(pl.col("c_closed").first().fill_null(False) | (total > 0))
+            .otherwise((total - last_syn) > 0),
+        )
+        return pk, carry
 
     def _take_payloads(self, agg: pl.DataFrame, d: Decoded, buf: bytes) -> None:
         pay_off, pay_cap = d.pay_off, d.pay_cap
@@ -360,6 +376,11 @@ _KEY_TYPES: Final = {
     "pb": pl.Int64,
     "proto": pl.Int64,
 }
+
+
+def _flow_hash() -> pl.Expr:
+    """One 64-bit value per flow key (see ``ChunkedBuilder.add`` for why it stays exact)."""
+    return pl.struct(KEY).hash()
 
 
 def _merge(aggs: pl.DataFrame) -> pl.DataFrame:

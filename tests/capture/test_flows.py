@@ -117,3 +117,14 @@ def test_synack_decides_the_originator_over_ports() -> None:
     recs = _records((C, S, 50000, 1000, SYN | ACK, 0), (S, C, 1000, 50000, ACK, 0))
     row = recs.row(0, named=True)
     assert (row["src_ip"], row["src_port"], row["dst_port"]) == (S, 1000, 50000)
+
+
+def test_a_flow_hash_collision_falls_back_to_the_exact_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import capture.flows as flows
+
+    path = str(Path(__file__).resolve().parents[2] / "pcaps" / "sll_ns_be.pcap")
+    honest, _ = read_capture(path)
+    # Every flow hashing to the same value is the worst collision there is.
+    monkeypatch.setattr(flows, "_flow_hash", lambda: pl.lit(7, dtype=pl.UInt64))
+    collided, _ = read_capture(path)
+    assert_frame_equal(honest, collided)
