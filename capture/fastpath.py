@@ -269,11 +269,15 @@ def decode(chunk: Chunk, stats: DecodeStats, keep: np.ndarray | None = None) -> 
     pay_off = l4s + hdrs
     pay_cap = np.clip(end[rows] - pay_off, 0, None)
     pay_cap = np.minimum(pay_cap, plen)
-    zero = np.zeros(len(rows), dtype=np.uint64)
-    src_lo = np.where(v6s, g.u64(nets + 16), g.u32(nets + 12).astype(np.uint64))
-    dst_lo = np.where(v6s, g.u64(nets + 32), g.u32(nets + 16).astype(np.uint64))
-    src_hi = np.where(v6s, g.u64(nets + 8), zero)
-    dst_hi = np.where(v6s, g.u64(nets + 24), zero)
+    # Addresses: 32-bit reads for IPv4 rows, four 64-bit reads only for the IPv6 rows.
+    src_hi = np.zeros(len(rows), dtype=np.uint64)
+    dst_hi = np.zeros(len(rows), dtype=np.uint64)
+    src_lo = g.u32(nets + 12).astype(np.uint64)
+    dst_lo = g.u32(nets + 16).astype(np.uint64)
+    if v6s.any():
+        n6s = nets[v6s]
+        src_hi[v6s], src_lo[v6s] = g.u64(n6s + 8), g.u64(n6s + 16)
+        dst_hi[v6s], dst_lo[v6s] = g.u64(n6s + 24), g.u64(n6s + 32)
     return Decoded(
         index=chunk.index[rows],
         ts_ns=chunk.ts_ns[rows],
