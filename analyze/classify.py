@@ -454,14 +454,19 @@ class AddressIndex:
                 proxy_blocks.append((ipaddress.ip_network(text, strict=False), label))
         return cls(
             inventory=_RangeSet.build(inv_blocks),
-            inventory_labels=pl.DataFrame(inv_rows, schema=_INV_LABELS),
+            inventory_labels=_columns(inv_rows, _INV_LABELS),
             tags=_RangeSet.build(tag_blocks),
-            tag_labels=pl.DataFrame(tag_rows, schema=_TAG_LABELS),
+            tag_labels=_columns(tag_rows, _TAG_LABELS),
             proxies=_RangeSet.build(proxy_blocks),
             proxy_labels=pl.DataFrame(proxy_rows, schema=_PROXY_LABELS),
             has_tags=inv.service_tags.height > 0,
             default_snat_vms=default_vms,
         )
+
+
+def _columns(rows: list[dict[str, Any]], schema: pl.Schema) -> pl.DataFrame:
+    """Rows -> frame, column by column (much faster than from dicts for 50k rows of lists)."""
+    return pl.DataFrame({name: [r[name] for r in rows] for name in schema.names()}, schema=schema)
 
 
 def _producers(predictions: Sequence[Prediction]) -> tuple[dict[str, set[str]], list[tuple[Any, str]]]:
@@ -510,21 +515,18 @@ def _inventory_blocks(
         # An inventory public IP of the proxy (App Gateway) came first and wins.
         for text in proxy.addresses:
             add(ipaddress.ip_network(text, strict=False), "unknown", None, proxy.name, ())
-    subnet_vms: dict[str, set[str]] = defaultdict(set)
-    for ipc in inv.ipconfigs.values():
-        if ipc.subnet_id:
-            subnet_vms[ipc.subnet_id].add(inv.vm_name(ipc) or inv.name_of(ipc.nic_id) or "?")
     for pe in inv.private_endpoints.values():
         for text in pe.addresses:
             add(ipaddress.ip_network(text, strict=False), "private", None, pe.name, ())
+    # An address of a subnet / VNet that is no ipconfig's: the range is named, but no VM
+    # list (it is nobody's address; and a /9 subnet would list every VM on every row).
     for sub in inv.subnets.values():
         for text in sub.prefixes:
             add(ipaddress.ip_network(text, strict=False), "private", None,
-                f"{inv.name_of(sub.vnet_id)}/{sub.name}", subnet_vms[sub.id])  # fmt: skip
+                f"{inv.name_of(sub.vnet_id)}/{sub.name}", ())  # fmt: skip
     for vnet in inv.vnets.values():
-        vms = {v for sid, names in subnet_vms.items() if sid.startswith(vnet.id + "/") for v in names}
         for text in vnet.address_space:
-            add(ipaddress.ip_network(text, strict=False), "private", None, vnet.name, vms)
+            add(ipaddress.ip_network(text, strict=False), "private", None, vnet.name, ())
         for text in vnet.peered_prefixes:
             add(ipaddress.ip_network(text, strict=False), "private", None, f"{vnet.name} peering", ())
     for rng in inv.known_ranges.values():
@@ -554,20 +556,21 @@ def _tag_blocks(
     for prefix, tag, region, service, plen in cols.iter_rows():
         same[prefix].append((_tag_rank(tag, region, service, plen), tag, region))
     nets = {p: ipaddress.ip_network(p, strict=False) for p in same}
+    bounds = {p: (n.version, int(n.network_address), int(n.broadcast_address)) for p, n in nets.items()}
     # The chain of an address = tags of every prefix holding it; for allowlists we only
     # need the set, so each prefix's chain is its own tags plus its enclosing prefixes' tags.
-    order = sorted(same, key=lambda p: (nets[p].version, int(nets[p].network_address), -nets[p].num_addresses))
+    order = sorted(same, key=lambda p: (bounds[p][0], bounds[p][1], -bounds[p][2]))
     chain_of: dict[str, tuple[str, ...]] = {}
-    stack: list[tuple[Any, tuple[str, ...]]] = []
+    stack: list[tuple[tuple[int, int, int], tuple[str, ...]]] = []
     for p in order:
-        net = nets[p]
-        while stack and not (stack[-1][0].version == net.version and net.subnet_of(stack[-1][0])):
+        version, first, last = bounds[p]
+        while stack and not (stack[-1][0][0] == version and stack[-1][0][1] <= first and last <= stack[-1][0][2]):
             stack.pop()
         outer = stack[-1][1] if stack else ()
         own = tuple(t for _, t, _ in sorted(same[p]))  # general to specific
         chain = tuple(dict.fromkeys(outer + own))
         chain_of[p] = chain
-        stack.append((net, chain))
+        stack.append((bounds[p], chain))
     has_region = {vm: r for vm, r in regions.items()}
     rows: list[dict[str, Any]] = []
     labels: dict[tuple[str, tuple[str, ...]], int] = {}
