@@ -7,6 +7,7 @@ Commands stay thin: parse options, call one library function, render.  Library e
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -241,23 +242,214 @@ cli.add_command(logs_group)
 # --- analyze / demo commands (issue 5) ------------------------------------------------
 
 
-@cli.command()
-@format_option
-@fail_cleanly
-def demo(fmt: str | None) -> None:
-    """Run on the bundled sample captures in pcaps/ and print their connections."""
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def _when(text: str | None, option: str) -> Any:
+    import datetime as dt
+
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint=option) from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None) -> None:
     from pathlib import Path
 
-    from capture.output import TABLE_COLUMNS, write
-    from capture.read import read_captures
+    from analyze.report import render
+    from capture.output import atomic_write_bytes
 
-    folder = Path(__file__).resolve().parent.parent / "pcaps"
-    files = sorted(str(p) for p in folder.glob("*.pcap*"))
-    if not files:
-        raise CliError(f"no sample captures found in {folder}")
-    result = read_captures(files)
-    write(result.records, fmt, None, table_columns=TABLE_COLUMNS)  # type: ignore[arg-type]
-    click.echo(result.summary(), err=True)
+    for message in result.notes:
+        click.echo(f"egresslens: note: {message}", err=True)
+    resolved = fmt or (Path(out).suffix.lstrip(".") if out and out != "-" else "table")
+    if resolved not in ("table", "json", "csv", "parquet", "html"):
+        resolved = "table"
+    data = render(result, resolved)
+    if out and out != "-":
+        atomic_write_bytes(Path(out), data)
+    else:
+        stream = sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+    click.echo(
+        f"egresslens: {result.connections.height:,} connections from "
+        f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
+        + (f" -> {out}" if out and out != "-" else ""),
+        err=True,
+    )
+    for message in result.errors:
+        click.echo(f"Error: {message}", err=True)
+    if result.errors:
+        raise SystemExit(2)
+    if fail_on:
+        threshold = SEVERITIES.index(fail_on)
+        if any(SEVERITIES.index(f.severity) >= threshold for f in result.findings):
+            raise SystemExit(1)
+
+
+@cli.command("analyze")
+@click.argument("evidence", nargs=-1, required=True, metavar="EVIDENCE...")
+@click.option("--inventory", "inventory", multiple=True, required=True, metavar="SRC",
+              help="Inventory sources: YAML, az / ARM JSON, Service Tags, allowlists (repeat).")
+@click.option("--allowlist", default=None, metavar="NAME|FILE",
+              help="Allowlist to check against (default: the inventory's only one).")
+@click.option("--from", "from_vm", multiple=True, metavar="VM=PATH",
+              help="Evidence under PATH comes from VM (the article's test from a known VM).")
+@click.option("--since", default=None, help="Only connections from this time (ISO 8601).")
+@click.option("--until", default=None, help="Only connections before this time (ISO 8601).")
+@click.option("--vm", default=None, help="Only connections whose candidate VMs include VM.")
+@click.option("--src", default=None, help="Only connections from this address or CIDR.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
+              default=None, help="Report format (default: from the -o extension, else table).")
+@output_option
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when a finding is at or above this severity (for scripts).")
+@click.option("--observer", default=None, help="Host name for evidence that names none.")
+@click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
+@click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
+@fail_cleanly
+def analyze_cmd(
+    evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
+    from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
+    src: str | None, fmt: str | None, out: str | None, fail_on: str | None,
+    observer: str | None, year: int | None, tz: str,
+) -> None:
+    """Classify every inbound connection's source address, check it against the inventory's
+    predictions and the allowlist, and report findings with their fixes."""
+    from analyze.pipeline import run
+
+    attributions = {}
+    for item in from_vm:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"use VM=PATH, not {item!r}", param_hint="--from")
+        attributions[path] = name
+    result = run(
+        evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
+        until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
+        observer=observer, year=year, tz=tz,
+    )  # fmt: skip
+    _emit_analysis(result, fmt, out, fail_on)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
+              default=None, help="Report format (default: table).")
+@output_option
+@fail_cleanly
+def demo(fmt: str | None, out: str | None) -> None:
+    """Analyze the bundled sample in pcaps/demo/: the article's load balancer story."""
+    from pathlib import Path
+
+    from analyze.pipeline import run
+
+    root = Path(__file__).resolve().parent.parent / "pcaps"
+    sample = root / "demo"
+    if not sample.is_dir():
+        raise CliError(f"the bundled sample is missing: {sample}")
+    evidence = [str(sample / n) for n in ("webapp-vm.pcap", "auth.log", "access.log")]
+    inventory = [str(root / "inventory" / "article.yaml"), str(sample / "ServiceTags_China_sample.json")]
+    click.echo(
+        "egresslens demo: evidence from destination host webapp-vm; inventory: the article's "
+        "Basic load balancer mylb (pool, no rules) and lbvm; allowlist web-app", err=True,
+    )  # fmt: skip
+    result = run(evidence, inventory, allowlist="web-app")
+    _emit_analysis(result, fmt, out, None)
+
+
+@cli.command()
+@click.argument("logfiles", nargs=-1, metavar="[LOGFILE...]")
+@click.option("--inventory", "inventory", multiple=True, required=True, metavar="SRC",
+              help="Inventory sources: YAML, az / ARM JSON, Service Tags, allowlists (repeat).")
+@click.option("--allowlist", default=None, metavar="NAME|FILE",
+              help="Allowlist to check against (default: the inventory's only one).")
+@click.option("-i", "--interface", "iface", default=None, help="Also capture live on this interface.")
+@click.option("--ports", default="22,80,443", show_default=True, help="Live capture: ports to watch.")
+@click.option("--bpf", default=None, help="Live capture: BPF filter; overrides --ports.")
+@click.option("--from-start", is_flag=True, help="Read the log files from their start, not their end.")
+@click.option("--duration", default=None, help="Stop after this long (30s, 5m); default: until Ctrl-C.")
+@click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
+@click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
+@click.option("--observer", default=None, help="Host name for evidence that names none.")
+@fail_cleanly
+def watch(
+    logfiles: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None, iface: str | None,
+    ports: str, bpf: str | None, from_start: bool, duration: str | None, year: int | None,
+    tz: str, observer: str | None,
+) -> None:
+    """Follow logs (through rotation) and/or a live capture; print each new connection
+    classified, and findings as they trigger."""
+    import signal
+    import threading
+    import time
+    from pathlib import Path
+
+    from analyze.inventory import load
+    from analyze.pipeline import resolve_allowlist
+    from analyze.predict import predict
+    from analyze.watch import Watcher, follow
+    from capture import live
+    from capture.cli import parse_ports
+
+    if not logfiles and not iface:
+        raise click.UsageError("give LOGFILE... and/or -i IFACE")
+    for f in logfiles:
+        if not Path(f).exists():
+            raise CliError(f"{f}: no such file")
+    inv = load(inventory)
+    preds = predict(inv)
+    lock = threading.Lock()
+
+    def emit(line: str) -> None:
+        with lock:
+            click.echo(line)
+
+    watcher = Watcher(inventory=inv, predictions=preds, allowlist=resolve_allowlist(inv, allowlist), emit=emit)
+    stop = threading.Event()
+    threads = []
+    capture_obj = None
+    if iface:
+        port_set = parse_ports(ports)
+        expr = bpf or " or ".join(f"port {p}" for p in sorted(port_set or ()))
+        source = live.ScapySource(iface, expr or None)
+        options = live.LiveOptions(out=None, rotate_s=1.0, observer=observer, pcap=False)
+
+        def on_records(records: Any) -> None:
+            with_lock = records.filter(records["state"] != "open") if records.height else records
+            watcher.records(with_lock)
+
+        capture_obj = live.LiveCapture(source, options, status=lambda _l: None, on_records=on_records)
+        threads.append(threading.Thread(target=capture_obj.run, name="egresslens-live", daemon=True))
+    if logfiles:
+        threads.append(threading.Thread(
+            target=follow, args=(logfiles, watcher),
+            kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer},
+            name="egresslens-follow", daemon=True,
+        ))  # fmt: skip
+    click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
+    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    for t in threads:
+        t.start()
+    limit = live.parse_rotate(duration)[0] if duration else None
+    started = time.time()
+    try:
+        while not stop.is_set() and (limit is None or time.time() - started < limit):
+            if not any(t.is_alive() for t in threads):
+                break
+            stop.wait(0.2)
+    finally:
+        stop.set()
+        if capture_obj is not None:
+            capture_obj.stop()
+        for t in threads:
+            t.join(timeout=10)
+        for s, h in old.items():
+            signal.signal(s, h)
+    click.echo(f"egresslens: {watcher.connections:,} connections, {len(watcher.reported)} findings", err=True)
 
 
 def main() -> None:

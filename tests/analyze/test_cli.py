@@ -1,0 +1,63 @@
+"""analyze.cli: the analyze and demo commands, formats, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from analyze.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "pcaps" / "demo"
+INV = ["--inventory", str(ROOT / "pcaps/inventory/article.yaml"), "--inventory", str(DEMO / "ServiceTags_China_sample.json")]
+EVIDENCE = [str(DEMO / "webapp-vm.pcap"), str(DEMO / "auth.log"), str(DEMO / "access.log")]
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_demo_prints_the_diagnosis_from_the_evidence() -> None:
+    result = invoke("demo")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    first = out.splitlines()[0]
+    assert first == "== findings (3)"
+    assert "[high] allowlist_miss: vms Test2VM; addresses 139.219.8.21" in out
+    assert "not accepted by allowlist web-app" in out
+    assert "mylb has no load-balancing rule or inbound NAT rule" in out
+
+
+def test_analyze_json_has_four_sections_and_classes() -> None:
+    result = invoke("analyze", *INV, "--allowlist", "web-app", "--format", "json", *EVIDENCE)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"addresses", "connections", "findings", "evidence"}
+    classes = {r["src_ip"]: r["class"] for r in doc["connections"]}
+    assert classes == {"139.219.8.21": "default_snat", "42.159.94.123": "instance_public_ip",
+                       "40.125.161.55": "lb_frontend"}  # fmt: skip
+    assert all(len(e["sha256"]) == 64 for e in doc["evidence"])
+
+
+def test_fail_on_exits_1_at_or_above_the_severity() -> None:
+    assert invoke("analyze", *INV, "--fail-on", "high", *EVIDENCE).exit_code == 1
+    assert invoke("analyze", *INV, "--fail-on", "critical", *EVIDENCE).exit_code == 0
+
+
+def test_outputs_by_extension(tmp_path: Path) -> None:
+    for ext in ("json", "csv", "parquet", "html"):
+        out = tmp_path / f"r.{ext}"
+        assert invoke("analyze", *INV, "-o", str(out), *EVIDENCE).exit_code == 0
+        assert out.stat().st_size > 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_bad_inputs_are_one_line_exit_2(tmp_path: Path) -> None:
+    missing = invoke("analyze", *INV, str(tmp_path / "nope.pcap"))
+    assert missing.exit_code == 2 and "nope.pcap: no such file or folder" in missing.stderr
+    bad_from = invoke("analyze", *INV, "--from", "Test2VM", *EVIDENCE)
+    assert bad_from.exit_code == 2 and "VM=PATH" in bad_from.stderr
+    bad_time = invoke("analyze", *INV, "--since", "yesterday", *EVIDENCE)
+    assert bad_time.exit_code == 2 and "--since" in bad_time.stderr
