@@ -4,16 +4,18 @@ One connection record per sshd connection, keyed by (observer, pid, client IP, c
 with the user, the authentication outcome (``capture.schema.SshAuth``), the method, the
 first time (``ts``) and the time to the last line (``duration``).
 
-Log injection: user names and client-sent texts are attacker-controlled.  Every template
-anchors the client address to the *end* of the message (greedy user group, so the last
-``IP port N`` wins) or, where client text follows the address (``Received disconnect``,
-``Unable to negotiate``), to fixed text at its start.
+Log injection: user names and client-sent texts are attacker-controlled.  Where they come
+before the client address, the address is read at the *end* of the message, followed only
+by text sshd writes itself (``TAIL_RE``), so a ``from 1.2.3.4 port 22 ssh2`` inside a user
+name is never the one read; where client text follows the address (``Received
+disconnect``, ``Unable to negotiate``), right after the message's fixed lead (``HEAD_RE``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -34,14 +36,20 @@ from analyze.sources._common import (
 from capture.errors import UsageError
 from capture.schema import SCHEMA, SSH_AUTH
 
-__all__ = ["NAME", "NO_CONNECTION_RE", "PREFIX_RE", "SCHEMA", "EVENTS", "TAIL_RE", "HEAD_RE", "looks_like", "scan", "sshd_scan"]
+__all__ = [
+    "EVENTS", "HEAD_RE", "NAME", "NO_CONNECTION_RE", "PREFIX_RE", "SCHEMA", "TAIL_RE",
+    "looks_like", "scan", "sshd_scan",
+]  # fmt: skip
 
 NAME: Final = "authlog"
 
 # --- the syslog line prefix ------------------------------------------------------------------
 
 _BSD_TS: Final = r"[A-Z][a-z]{2} +[0-9]{1,2} [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
-_ISO_TS: Final = r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]+)?(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?"
+_ISO_TS: Final = (
+    r"[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9](?:\.[0-9]+)?"
+    r"(?:Z|[+-][0-9][0-9]:?[0-9][0-9])?"
+)
 
 PREFIX_RE: Final = (
     r"^(?<pfx>"
@@ -116,13 +124,6 @@ HEAD_RE: Final = (
 )
 """The client (and local) address right after a message's fixed lead (cut off first)."""
 
-# Leads before the user name in tail events, longest first.
-_USER_LEADS: Final = (
-    "error: maximum authentication attempts exceeded for ",
-    "maximum authentication attempts exceeded for ",
-    "Connection closed by ", "Connection reset by ", "Disconnected from ", "Disconnecting ",
-    "Invalid user ", "Illegal user ",
-)  # fmt: skip
 _PREAMBLES: Final = ("authenticating user ", "invalid user ", "illegal user ", "user ")
 
 NO_CONNECTION_RE: Final = (
@@ -132,13 +133,18 @@ NO_CONNECTION_RE: Final = (
     r"|Nasty PTR|rexec line|warning: |Accepted key|Accepted certificate|Server terminated"
     r"|main: |Protocol major|Authentication refused|Authorized to|User [^ ]+ from|User [^ ]+ not "
     r"|syslogin_|Attempt to write|Read error|Corrupted MAC|userauth_|kex_|Missing privilege"
-    r"|Set /proc|Starting|Unsupported|Invalid user|Failed |Connection closed by [^ ]+$"
-    r"|Received disconnect|Timeout, client not responding|srclimit_penalise|Beginning|Exiting"
-    r"|Postponed |Partial |Unable to negotiate|ssh_dispatch|Disconnected from)"
+    r"|Set /proc|Starting|Unsupported|Timeout, client not responding|srclimit_penalise"
+    r"|Beginning|Exiting|ssh_dispatch)"
 )
 """sshd messages that carry no connection key: counted as skipped, never rejected."""
 
 _KIND: Final = pl.Enum(["conn", "skip", "reject"])
+_MONTHS: Final = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 # Events after which sshd has closed the connection.
 _CLOSING: Final = (
@@ -160,6 +166,10 @@ _RANK: Final[dict[str, int]] = {
 }
 assert set(_RANK) == set(SSH_AUTH.categories.to_list()), "rank every SshAuth value"
 _OUTCOME_BY_RANK: Final = {v: k for k, v in _RANK.items()}
+
+
+def _rank(outcome: str) -> pl.Expr:
+    return pl.lit(_RANK[outcome], pl.Int8)
 
 def looks_like(lines: Sequence[str]) -> bool:
     """True when these first lines look like syslog text with sshd lines (for auto-detection)."""
@@ -183,7 +193,7 @@ def _times(tz: str, clocks: Sequence[tuple[int | None, dt.datetime | None]]) -> 
     Never from "now".  Times without an offset are read in ``tz``.
     """
     file = pl.col("seq") // (1 << 32)
-    month = pl.col("bsd").dt.month().cast(pl.Int32)
+    month = pl.col("bsd_month").cast(pl.Int32)
     filled = month.forward_fill().over(file, order_by="seq")
     rolls = (
         (filled < filled.shift(1).over(file, order_by="seq"))
@@ -205,7 +215,13 @@ def _times(tz: str, clocks: Sequence[tuple[int | None, dt.datetime | None]]) -> 
     year = pl.coalesce(
         file.replace_strict(forced, default=None, return_dtype=pl.Int32) + rolls, from_mtime
     )
-    bsd = pl.col("bsd").dt.offset_by(pl.concat_str((year - 2000).cast(pl.String), pl.lit("y")))
+    day = pl.col("bsd_day")
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    valid = (month != 2) | (day != 29) | leap  # Feb 29 of a year without one: no time
+    bsd = pl.when(valid).then(
+        pl.datetime(year, month, pl.when(valid).then(day).otherwise(1), time_unit="us")
+        + pl.duration(seconds=pl.col("bsd_sec"))
+    )
     local = (
         pl.coalesce(bsd, pl.col("naive"))
         .dt.cast_time_unit("us")
@@ -268,68 +284,81 @@ _TAIL_FIELDS: Final = ("tail", "ip", "port", "sfx", "preauth")
 _HEAD_FIELDS: Final = ("ip", "port", "port2", "lip", "lport", "lport2")
 
 
-def _classify(msg: pl.Expr) -> list[pl.Expr]:
-    """``event``, ``how`` (tail / head) and ``lead_len`` of each message, by its fixed lead."""
-    event: pl.Expr | None = None
-    how: pl.Expr | None = None
-    lead_len: pl.Expr | None = None
+def _leads() -> list[tuple[str, str, str]]:
+    """(lead, event, anchor) for every lead of ``EVENTS``, longest first."""
+    leads = [(lead, name, anchor) for name, group, anchor in EVENTS for lead in group]
+    leads.sort(key=lambda item: -len(item[0]))
+    return leads
+
+
+_LEAD_RE: Final = "^(" + "|".join(re.escape(lead) for lead, _, _ in _leads()) + ")"
+
+
+def _classify(msg: pl.Expr, lead: pl.Expr) -> list[pl.Expr]:
+    """``event``, ``how`` (tail / head) and ``lead_len`` of each message from its ``lead``.
+
+    The lead is extracted once (``_LEAD_RE``, a regex of literals, matched by a DFA) into
+    a column before this; mapping it by equality is much cheaper than a ``starts_with`` per
+    lead.  (An expression, not a column, would be evaluated again in every branch.)
+    """
+    leads = _leads()
     # "Connection from|to [user X ]IP port N timed out" shares its lead with "Connection from".
     timed_out = (
         msg.str.starts_with("Connection from ") | msg.str.starts_with("Connection to ")
     ) & msg.str.ends_with(" timed out")
-    rules: list[tuple[pl.Expr, str, str, int]] = [(timed_out, "timedout", "tail", 0)]
-    for name, leads, anchor in EVENTS:
-        for lead in leads:
-            rules.append((msg.str.starts_with(lead), name, anchor, len(lead)))
-    for cond, name, anchor, size in rules:
-        if event is None or how is None or lead_len is None:
-            event = pl.when(cond).then(pl.lit(name))
-            how = pl.when(cond).then(pl.lit(anchor))
-            lead_len = pl.when(cond).then(pl.lit(size))
-        else:
-            event = event.when(cond).then(pl.lit(name))  # type: ignore[attr-defined]
-            how = how.when(cond).then(pl.lit(anchor))  # type: ignore[attr-defined]
-            lead_len = lead_len.when(cond).then(pl.lit(size))  # type: ignore[attr-defined]
-    assert event is not None and how is not None and lead_len is not None
-    return [event.alias("event"), how.alias("how"), lead_len.alias("lead_len")]
+    event = lookup(lead, {text: name for text, name, _ in leads}, pl.String())
+    how = lookup(lead, {text: anchor for text, _, anchor in leads}, pl.String())
+    return [
+        pl.when(timed_out).then(pl.lit("timedout")).otherwise(event).alias("event"),
+        pl.when(timed_out).then(pl.lit("tail")).otherwise(how).alias("how"),
+        pl.when(timed_out).then(pl.lit(0)).otherwise(lead.str.len_chars()).alias("lead_len"),
+    ]
 
 
-def _users() -> list[pl.Expr]:
-    """``verb``, ``method``, ``pre`` (preamble) and ``user`` from the text before the address."""
-    msg = pl.col("msg")
-    head = msg.str.head(msg.str.len_chars() - pl.col("tail_tail").str.len_chars())
-    words = head.str.splitn(" ", 3)
+def _users() -> list[list[pl.Expr]]:
+    """``verb``, ``method``, ``pre`` (preamble) and ``user`` from the text before the address.
+
+    Returned as stages for successive ``with_columns``: each stage names a column the next
+    one reads, so no expression is evaluated twice.
+    """
     auth = pl.col("event") == "auth"
+    msg = pl.when(pl.col("tail_tail").is_not_null()).then(pl.col("msg"))
+    head = msg.str.head(msg.str.len_chars() - pl.col("tail_tail").str.len_chars())
+    named = pl.col("_named")
     # auth: "<Verb> <method> for [invalid user ]X"; others: "<lead>[<preamble>]X"
-    named = (
+    stage1 = [head.alias("_headtxt")]
+    headtxt = pl.col("_headtxt")
+    words = pl.when(auth).then(headtxt).str.splitn(" ", 3)
+    stage2 = [
         pl.when(auth)
-        .then(head.str.splitn(" for ", 2).struct.field("field_1"))
+        .then(pl.when(auth).then(headtxt).str.splitn(" for ", 2).struct.field("field_1"))
         .when(pl.col("event").is_in(["invalid", "badproto"]))
         .then(None)
-        .otherwise(head.str.slice(pl.col("lead_len")))
-    )
-    pre = pl.coalesce(
-        [pl.when(named.str.starts_with(p)).then(pl.lit(p)) for p in _PREAMBLES]
-    )
-    user = (
+        .otherwise(headtxt.str.slice(pl.col("lead_len")))
+        .alias("_named"),
+        pl.when(auth).then(words.struct.field("field_0")).alias("verb"),
+        pl.when(auth).then(words.struct.field("field_1")).alias("method"),
+    ]
+    stage3 = [
+        pl.coalesce([pl.when(named.str.starts_with(p)).then(pl.lit(p)) for p in _PREAMBLES])
+        .alias("pre")
+    ]
+    pre = pl.col("pre")
+    stage4 = [
         pl.when(pl.col("event") == "invalid")
-        .then(head.str.slice(pl.col("lead_len")))
+        .then(headtxt.str.slice(pl.col("lead_len")))
         .when(pl.col("event") == "badproto")
         .then(None)
         .when(pre.is_not_null())
         .then(named.str.slice(pre.str.len_chars()))
-        .when(auth | pl.col("event").is_in(["maxtries"]))
+        .when(auth | (pl.col("event") == "maxtries"))
         .then(named)
-        .when(pl.col("tail_tail").is_not_null() & (named == ""))
+        .when(named == "")
         .then(None)
         .otherwise(pl.when(pl.col("how") == "tail").then(named))
-    )
-    return [
-        pl.when(auth).then(words.struct.field("field_0")).alias("verb"),
-        pl.when(auth).then(words.struct.field("field_1")).alias("method"),
-        pre.alias("pre"),
-        user.alias("user"),
+        .alias("user")
     ]
+    return [stage1, stage2, stage3, stage4]
 
 
 def _addresses() -> dict[str, pl.Expr]:
@@ -376,7 +405,11 @@ def sshd_scan(
         .otherwise(msg)
     )
     live = pl.col("kind0").is_null()
-    events = frame.with_columns(msg=pl.when(live).then(msg)).with_columns(_classify(pl.col("msg")))
+    events = (
+        frame.with_columns(msg=pl.when(live).then(msg))
+        .with_columns(_lead=pl.col("msg").str.extract(_LEAD_RE, 1))
+        .with_columns(_classify(pl.col("msg"), pl.col("_lead")))
+    )
     tail = pl.when(pl.col("how") == "tail").then(pl.col("msg")).str.extract_groups(TAIL_RE)
     head = (
         pl.when(pl.col("how") == "head")
@@ -387,7 +420,9 @@ def sshd_scan(
         *[pl.col("_tail").struct.field(f).alias(f"tail_{f}") for f in _TAIL_FIELDS],
         *[pl.col("_head").struct.field(f).alias(f"head_{f}") for f in _HEAD_FIELDS],
     )
-    events = events.with_columns(_users(), **_addresses()).with_columns(
+    for stage in _users():
+        events = events.with_columns(stage)
+    events = events.with_columns(**_addresses()).with_columns(
         # a tail event whose address cannot be read is not an event: it becomes a reject
         event=pl.when(pl.col("ip").is_not_null()).then(pl.col("event")),
     )
@@ -395,31 +430,31 @@ def sshd_scan(
     invalid = pl.col("pre").is_in(["invalid user ", "illegal user "]).fill_null(False)
     outcome = (
         pl.when(pl.col("verb") == "Accepted")
-        .then(pl.lit("accepted"))
+        .then(_rank("accepted"))
         .when((pl.col("verb") == "Failed") & invalid)
-        .then(pl.lit("invalid_user"))
+        .then(_rank("invalid_user"))
         .when(pl.col("verb") == "Failed")
-        .then(pl.lit("failed"))
+        .then(_rank("failed"))
         .when(pl.col("verb") == "Postponed")
-        .then(pl.lit("postponed"))
+        .then(_rank("postponed"))
         .when(pl.col("verb") == "Partial")
-        .then(pl.lit("partial"))
+        .then(_rank("partial"))
         .when(pl.col("event") == "invalid")
-        .then(pl.lit("invalid_user"))
+        .then(_rank("invalid_user"))
         .when(pl.col("event") == "maxtries")
-        .then(pl.lit("max_attempts"))
+        .then(_rank("max_attempts"))
         .when(pl.col("tail_sfx") == ": Too many authentication failures")
-        .then(pl.lit("max_attempts"))
+        .then(_rank("max_attempts"))
         .when(invalid)
-        .then(pl.lit("invalid_user"))
+        .then(_rank("invalid_user"))
         .when(pl.col("event") == "connfrom")
-        .then(pl.lit("connected"))
+        .then(_rank("connected"))
         .when(
             pl.col("event").is_in(["closed", "reset", "disconnected", "recvdisc", "timedout"])
             & ~preauth
         )
-        .then(pl.lit("disconnected"))
-        .otherwise(pl.lit("closed_preauth"))
+        .then(_rank("disconnected"))
+        .otherwise(_rank("closed_preauth"))
     )
     no_conn = pl.col("msg").str.contains(NO_CONNECTION_RE)
     kind = (
@@ -443,16 +478,23 @@ def sshd_scan(
     # records, rejects and skipped all come from this one parse: compute it once, keeping
     # only what they need (the line text of rejects, the fields of connection events).
     events = (
-        events.with_columns(kind=kind)
+        events.with_columns(kind=kind, _outcome=outcome)
         .select(
             "seq",
             "kind",
             line=pl.when(pl.col("kind") == "reject").then(pl.col("line")),
             # a leap year placeholder, so that Feb 29 parses; the real year is set later
-            bsd=pl.when(is_conn).then(
-                (pl.lit("2000 ") + pl.col("bsd")).str.to_datetime(
-                    "%Y %b %e %H:%M:%S", strict=False, time_unit="us"
-                )
+            # "Mar  7 18:53:20" -> month, day, second of the day (the year is set later)
+            bsd_month=pl.when(is_conn).then(
+                lookup(pl.col("bsd").str.slice(0, 3), _MONTHS, pl.Int8())
+            ),
+            bsd_day=pl.when(is_conn).then(
+                pl.col("bsd").str.slice(4, 2).str.strip_chars().cast(pl.Int8, strict=False)
+            ),
+            bsd_sec=pl.when(is_conn).then(
+                pl.col("bsd").str.slice(7, 2).cast(pl.Int32, strict=False) * 3600
+                + pl.col("bsd").str.slice(10, 2).cast(pl.Int32, strict=False) * 60
+                + pl.col("bsd").str.slice(13, 2).cast(pl.Int32, strict=False)
             ),
             aware=pl.when(is_conn).then(pl.col("aware")),
             naive=pl.when(is_conn).then(pl.col("naive")),
@@ -466,7 +508,7 @@ def sshd_scan(
             method=pl.col("method"),
             lip=pl.col("lip"),
             lport=pl.col("lport").cast(pl.UInt16, strict=False),
-            rank=pl.when(is_conn).then(lookup(outcome, _RANK, pl.Int8())),
+            rank=pl.when(is_conn).then(pl.col("_outcome")),
             state_ev=state_ev,
         )
         .cache()
