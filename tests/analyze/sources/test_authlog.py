@@ -9,10 +9,13 @@ import datetime as dt
 import gzip
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_schema_equal
 
 from analyze.sources import authlog
@@ -267,3 +270,48 @@ def test_sshd_lines_of_formats_md_section_4(tmp_path: Path) -> None:
     # pam_unix x2, PAM, reverse mapping, input_userauth_request, Server listening,
     # Disconnecting: Too many ..., kex_exchange_identification
     assert skipped == 8
+
+
+def test_an_auth_line_whose_address_cannot_be_read_is_a_reject(tmp_path: Path) -> None:
+    path = tmp_path / "auth.log"
+    path.write_text(
+        "Mar  7 10:00:00 h sshd[1]: Accepted password for u from 192.0.2.1 port 1 ssh2 trailing\n"
+    )
+    records, rejects, _, _ = run([path], year=2026)
+    assert records.height == 0
+    assert rejects["lineno"].to_list() == [1]
+
+
+# --- property: whatever a user name contains, the source is the real client -----------------
+
+_NAME_PARTS = st.sampled_from(
+    [" from ", " port ", " ssh2", ": ", "RSA SHA256:x", "[preauth]", "6.6.6.6", "::1", " ",
+     "1", "22", "invalid user ", "user ", "x", "timed out", ":", "#", "Too many"]
+)  # fmt: skip
+_NAMES = st.lists(_NAME_PARTS, max_size=12).map("".join)
+_TEMPLATES = (
+    "Failed password for invalid user {u} from {ip} port {port} ssh2",
+    "Invalid user {u} from {ip} port {port}",
+    "Connection closed by invalid user {u} {ip} port {port} [preauth]",
+    "Disconnected from invalid user {u} {ip} port {port}",
+    "error: maximum authentication attempts exceeded for invalid user {u} from {ip} port {port} ssh2 [preauth]",
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(names=st.lists(_NAMES, min_size=1, max_size=20))
+def test_injected_text_in_user_names_never_moves_the_source(names: list[str]) -> None:
+    lines = []
+    for i, name in enumerate(names):
+        template = _TEMPLATES[i % len(_TEMPLATES)]
+        msg = template.format(u=name, ip=f"198.51.100.{i % 250 + 1}", port=40000 + i)
+        lines.append(f"Mar  7 10:00:00 h sshd[{1000 + i}]: {msg}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "auth.log"
+        path.write_text("\n".join(lines) + "\n")
+        records, rejects, _, _ = run([path], year=2026)
+    assert rejects.height == 0
+    got = {r["src_port"]: (r["src_ip"], r["ssh_user"]) for r in records.iter_rows(named=True)}
+    assert got == {
+        40000 + i: (f"198.51.100.{i % 250 + 1}", name) for i, name in enumerate(names)
+    }
