@@ -1,4 +1,6 @@
-"""sshd in syslog files (auth.log, secure): BSD, RFC 3339 and RFC 5424 lines; see https://www.rfc-editor.org/rfc/rfc5424 and OpenSSH's auth.c / packet.c.
+"""sshd lines of auth.log / secure (BSD, RFC 3339, RFC 5424 syslog); https://www.rfc-editor.org/rfc/rfc5424
+
+Message templates are OpenSSH's (``auth.c``, ``auth2.c``, ``packet.c``, ``sshd.c``).
 
 One connection record per sshd connection, keyed by (observer, pid, client IP, client port),
 with the user, the authentication outcome (``capture.schema.SshAuth``), the method, the

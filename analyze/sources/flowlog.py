@@ -1,4 +1,4 @@
-"""Azure NSG flow logs (version 1 and 2) and VNet flow logs; see https://learn.microsoft.com/azure/network-watcher/vnet-flow-logs-overview.
+"""Azure NSG (v1, v2) and VNet flow logs; https://learn.microsoft.com/azure/network-watcher/vnet-flow-logs-overview
 
 Both are JSON blobs ``{"records": [...]}``.  NSG tuples sit under
 ``records[].properties.flows[].flows[].flowTuples`` as
@@ -82,8 +82,9 @@ DOCUMENT: Final = pl.Struct(
 """The parts of an NSG / VNet flow log blob that are read (other keys are ignored)."""
 
 _TUPLE_RE: Final = (
-    r"^(?<ts>\d+),(?<src>[^,]+),(?<dst>[^,]+),(?<sport>\d*),(?<dport>\d*),(?<proto>[A-Za-z0-9]+),"
-    r"(?<dir>[IO]),(?<flag>[ADBCE])(?:,(?<state>[A-Z_]*)(?:,(?<p1>\d*),(?<b1>\d*),(?<p2>\d*),(?<b2>\d*))?)?$"
+    r"^(?<ts>[0-9]+),(?<src>[^,]+),(?<dst>[^,]+),(?<sport>[0-9]*),(?<dport>[0-9]*),"
+    r"(?<proto>[A-Za-z0-9]+),(?<dir>[IO]),(?<flag>[ADBCE])"
+    r"(?:,(?<state>[A-Z_]*)(?:,(?<p1>[0-9]*),(?<b1>[0-9]*),(?<p2>[0-9]*),(?<b2>[0-9]*))?)?$"
 )
 _PROTO: Final = {"T": "tcp", "U": "udp", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmp"}
 
@@ -91,7 +92,8 @@ _PROTO: Final = {"T": "tcp", "U": "udp", "6": "tcp", "17": "udp", "1": "icmp", "
 def looks_like(lines: Sequence[str]) -> bool:
     """True for a flow log blob (``records`` with flow tuples)."""
     head = "".join(lines)[:4096]
-    return '"records"' in head and ("flowTuples" in head or "NetworkSecurityGroupFlowEvent" in head or "FlowLogFlowEvent" in head or "flowRecords" in head)
+    markers = ("flowTuples", "NetworkSecurityGroupFlowEvent", "FlowLogFlowEvent", "flowRecords")
+    return '"records"' in head and any(m in head for m in markers)
 
 
 def _tuples(doc: pl.LazyFrame) -> pl.LazyFrame:
@@ -125,6 +127,13 @@ def _tuples(doc: pl.LazyFrame) -> pl.LazyFrame:
     return both.with_row_index("lineno", offset=1)
 
 
+def _none_skipped(path: Path) -> pl.LazyFrame:
+    """A blob has no lines to skip: one row with zero."""
+    return pl.LazyFrame(
+        {"source": [str(path)], "skipped": [0]}, schema={"source": pl.String, "skipped": pl.UInt32}
+    )
+
+
 def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
     lines, notes = scan_lines(path)
     # Validate the JSON once up front: a broken blob becomes one reject and a note,
@@ -141,7 +150,7 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
         return Scan(
             records=SCHEMA.to_frame().lazy(),
             rejects=bad,
-            skipped=pl.LazyFrame({"source": [str(path)], "skipped": [0]}, schema={"source": pl.String, "skipped": pl.UInt32}),
+            skipped=_none_skipped(path),
         ), notes
     doc = pl.LazyFrame({"text": [text]}).select(doc=pl.col("text").str.json_decode(DOCUMENT))
     tuples = _tuples(doc).with_columns(
@@ -192,10 +201,7 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
     scan = Scan(
         records=conform(records).sort("ts", "conn_id"),
         rejects=rejects_of(tuples.filter(~ok).rename({"tuple": "line"})),
-        skipped=pl.LazyFrame(
-            {"source": [str(path)], "skipped": [0]},
-            schema={"source": pl.String, "skipped": pl.UInt32},
-        ),
+        skipped=_none_skipped(path),
     )
     return scan, notes
 

@@ -1,4 +1,4 @@
-"""sshd in systemd journal exports (``journalctl -o json``); see https://www.freedesktop.org/software/systemd/man/latest/systemd.journal-fields.html.
+"""sshd in ``journalctl -o json`` exports; https://www.freedesktop.org/software/systemd/man/latest/systemd.journal-fields.html
 
 Each line is one JSON object with string values: ``__REALTIME_TIMESTAMP`` (microseconds
 since the epoch), ``_HOSTNAME``, ``SYSLOG_IDENTIFIER`` (``sshd`` / ``sshd-session``),

@@ -1,4 +1,4 @@
-"""W3C extended log files (IIS, Azure App Service HTTP logs); see https://www.w3.org/TR/WD-logfile.html.
+"""W3C extended log files (IIS, Azure App Service HTTP logs); https://www.w3.org/TR/WD-logfile.html
 
 Columns are declared by ``#Fields:`` header lines, which may come again mid-file (an app
 restart) with a different list; every data line is read with the last one.  Values are

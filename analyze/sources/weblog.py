@@ -1,4 +1,7 @@
-"""Web access logs (nginx / Apache combined, common, vhost_combined, custom formats, JSON lines); see https://nginx.org/en/docs/http/ngx_http_log_module.html and https://httpd.apache.org/docs/current/mod/mod_log_config.html.
+"""Web access logs (nginx, Apache, JSON lines); https://nginx.org/en/docs/http/ngx_http_log_module.html
+
+Combined, common, vhost_combined, custom formats (nginx ``log_format``, Apache ``LogFormat``:
+https://httpd.apache.org/docs/current/mod/mod_log_config.html) and JSON lines.
 
 One record per request line: the TCP peer as ``src_ip`` (``$remote_addr`` / ``%h`` / ``%a``),
 ``src_port`` when the format logs ``$remote_port`` / ``%{remote}p``, and the ``http_*`` fields.

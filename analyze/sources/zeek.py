@@ -1,4 +1,4 @@
-"""Zeek conn.log, TSV or JSON lines; see https://docs.zeek.org/en/master/scripts/base/protocols/conn/main.zeek.html.
+"""Zeek conn.log, TSV or JSON lines; https://docs.zeek.org/en/master/scripts/base/protocols/conn/main.zeek.html
 
 TSV files are read by their ``#fields`` header (a file may hold several header blocks),
 never by position; ``-`` (unset) and ``(empty)`` become null.  JSON lines carry the same
