@@ -2,7 +2,7 @@
 
 Message templates are OpenSSH's (``auth.c``, ``auth2.c``, ``packet.c``, ``sshd.c``).
 
-One connection record per sshd connection, keyed by (observer, pid, client IP, client port),
+One connection record per sshd connection, keyed by (observer, client IP, client port),
 with the user, the authentication outcome (``capture.schema.SshAuth``), the method, the
 first time (``ts``) and the time to the last line (``duration``).
 
@@ -503,7 +503,6 @@ def sshd_scan(
             observer=pl.when(is_conn).then(
                 pl.coalesce(pl.col("host"), pl.lit(observer, pl.String))
             ),
-            pid=pl.when(is_conn).then(pl.col("pid").cast(pl.UInt32, strict=False)),
             ip=pl.col("ip"),
             port=pl.col("port").cast(pl.UInt16, strict=False),
             user=pl.col("user"),
@@ -523,9 +522,24 @@ def sshd_scan(
         )
     # Sorted by outcome rank, then position, the last user / method of a connection is the
     # decisive event's (group_by keeps the frame's order within each group).
+    # One connection = one client address and port on one observer.  Not the pid: after
+    # authentication the session runs in a child ("User child is on pid N") that logs the
+    # disconnect under its own pid.  The same address and port can come back later (NAT
+    # port reuse), so a new connection starts where the previous line of that address and
+    # port closed its connection and this one does not, or came more than a minute later.
+    key = ["observer", "ip", "port"]
+    closing = pl.col("state_ev") >= 1
+    prev_closing = closing.shift(1).over(key, order_by="seq")
+    gap = pl.col("ts") - pl.col("ts").shift(1).over(key, order_by="seq")
+    starts = (
+        prev_closing.is_null()
+        | (prev_closing & ~closing)
+        | (prev_closing & (gap > dt.timedelta(minutes=1))).fill_null(False)
+    )
     conns = (
         events.filter(pl.col("kind") == "conn")
         .with_columns(ts=_times(tz, clocks))
+        .with_columns(_conn=starts.cast(pl.UInt32).cum_sum().over(key, order_by="seq"))
         .sort(pl.col("rank"), pl.col("seq"))
     )
 
@@ -533,7 +547,7 @@ def sshd_scan(
         return pl.col(name).last(ignore_nulls=True)
 
     records = (
-        conns.group_by("observer", "pid", "ip", "port")
+        conns.group_by(*key, "_conn")
         .agg(
             ts=pl.col("ts").min(),
             last=pl.col("ts").max(),

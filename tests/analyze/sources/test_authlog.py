@@ -315,3 +315,35 @@ def test_injected_text_in_user_names_never_moves_the_source(names: list[str]) ->
     assert got == {
         40000 + i: (f"198.51.100.{i % 250 + 1}", name) for i, name in enumerate(names)
     }
+
+
+def test_session_child_pid_stays_in_the_connection(tmp_path: Path) -> None:
+    # Recorded in tests/lab (OpenSSH 9.2): after "User child is on pid N" the disconnect
+    # lines carry the child's pid.
+    path = copy("auth_privsep_child.log", tmp_path, at(2026, 11, 27))
+    records, rejects, skipped, _ = run([path])
+    assert rejects.height == 0
+    assert skipped == 19  # listening, 8 "Accepted key", 4 child, 4 starting, 1 close, signal
+    cols = ("src_ip", "src_port", "dst_ip", "dst_port", "ssh_user", "ssh_auth", "ssh_method",
+            "state")  # fmt: skip
+    assert records.select(cols).rows() == [
+        (ip, port, "198.51.100.10", 22, "labuser", "accepted", "publickey", "closed")
+        for ip, port in (("203.0.113.10", 1905), ("192.0.2.44", 40662),
+                         ("203.0.113.129", 40730), ("198.51.100.50", 40904))
+    ]  # fmt: skip
+    assert records["duration"][0] == dt.timedelta(seconds=1)  # 10:56:41 -> 10:56:42
+
+
+def test_the_same_address_and_port_again_later_is_a_new_connection(tmp_path: Path) -> None:
+    path = tmp_path / "auth.log"
+    path.write_text(
+        "Mar  7 10:00:00 h sshd[1]: Failed password for root from 192.0.2.9 port 5000 ssh2\n"
+        "Mar  7 10:00:01 h sshd[1]: Connection closed by authenticating user root 192.0.2.9 port 5000 [preauth]\n"
+        "Mar  7 12:00:00 h sshd[2]: Accepted password for bob from 192.0.2.9 port 5000 ssh2\n"
+        "Mar  7 12:05:00 h sshd[3]: Disconnected from user bob 192.0.2.9 port 5000\n"
+    )
+    records, _, _, _ = run([path], year=2026)
+    assert records.select("ssh_user", "ssh_auth", "duration").rows() == [
+        ("root", "failed", dt.timedelta(seconds=1)),
+        ("bob", "accepted", dt.timedelta(minutes=5)),
+    ]
