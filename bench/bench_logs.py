@@ -154,11 +154,11 @@ def main() -> None:
         print("  goaccess not installed (use --install): skipped", file=sys.stderr)
 
     print(f"\n{'tool':<16} {'log':<11} {'lines':>10} {'seconds':>9} {'lines/s':>12} "
-          f"{'peak RSS':>10}  vs grep  vs egresslens")  # fmt: skip
+          f"{'peak RSS':>10}  vs grep  time / egresslens time")  # fmt: skip
     for r in results:
         floor = next(x for x in results if x.tool == "grep -c" and x.log == r.log)
         ours = next((x for x in results if x.tool == "egresslens" and x.log == r.log), None)
-        vs_ours = f"{r.seconds / ours.seconds:8.1f}x" if ours and r is not ours else ""
+        vs_ours = f"{r.seconds / ours.seconds:8.2f}x" if ours and r is not ours else ""
         print(f"{r.tool:<16} {r.log:<11} {r.lines:>10,} {r.seconds:>8.2f}{'*' if r.scaled else ' '}"
               f" {r.rate:>12,.0f} {r.rss_mb:>8.0f} MB {r.seconds / floor.seconds:7.1f}x {vs_ours}")  # fmt: skip
     print("\n* scaled from a slice (see --f2b-slice / --goaccess-slice); "
