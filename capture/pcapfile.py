@@ -43,6 +43,10 @@ PCAP_MAGICS: Final = {
 }
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
 GZIP_MAGIC: Final = b"\x1f\x8b"
+_TS_MIN: Final = -(1 << 63)
+_TS_MAX: Final = (1 << 63) - 1
+"""Nanosecond timestamps must fit int64 (1678-2262); pcapng's 64-bit counts times
+``if_tsresol`` / ``if_tsoffset`` can reach far beyond."""
 
 
 @dataclass(slots=True)
@@ -379,10 +383,17 @@ class CaptureFile:
                         if iface >= len(ifaces) or cap > blen - 32:
                             raise self._bad_block(base + pos, len(offs), iface, cap, ifaces)
                         lt, _snap, mul, div, tsoff = ifaces[iface]
+                        ts = ((hi << 32) | lo) * mul // div + tsoff
+                        if not _TS_MIN <= ts <= _TS_MAX:
+                            raise CorruptCapture(
+                                f"{self.name}: packet {self.packets + len(offs) + 1:,} (block at "
+                                f"byte offset {base + pos:,}) has a timestamp outside the years "
+                                "1678-2262; corrupt file, stopped"
+                            )
                         offs.append(body + 20)
                         caps.append(cap)
                         wires.append(wire)
-                        times.append(((hi << 32) | lo) * mul // div + tsoff)
+                        times.append(ts)
                         links.append(lt)
                     elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
                         if not ifaces:

@@ -1,0 +1,1 @@
+"""Fuzz targets (atheris): one per input kind; see fuzz/README.md."""
