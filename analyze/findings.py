@@ -95,6 +95,14 @@ class Finding:
         return SEVERITIES.index(self.severity) >= SEVERITIES.index(severity)
 
 
+def _addr(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as classify read it: stripped, no ``%zone``, IPv4-mapped IPv6 as IPv4."""
+    ip = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def _span(df: pl.DataFrame) -> dict[str, object]:
     """first/last ts, count and evidence of a group of rows."""
     origins = df.get_column("origin").explode().drop_nulls().head(_MAX_EVIDENCE).to_list()
@@ -195,7 +203,7 @@ def find(
     out: list[Finding] = []
     if allowlist is not None:
         out += _allowlist_misses(df, inv, preds, allowlist, index)
-    out += _unexpected(df, preds)
+    out += _unexpected(df, inv, preds, index)
     out += _ip_changes(df, preds, index)
     out += _snat_pressure(df, predictions)
     out += _auth_failures(df)
@@ -222,11 +230,7 @@ def _allowlist_misses(
     loaded = index.has_tags
     refused = []
     for ip, chain in tags.select("ip", "service_tags").iter_rows():
-        address = str(ipaddress.ip_address(ip.split("%", 1)[0]))
-        mapped = ipaddress.ip_address(address)
-        if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
-            address = str(mapped.ipv4_mapped)
-        if allowlist.allows(address, frozenset(t.lower() for t in chain) if loaded else None) is False:
+        if allowlist.allows(str(_addr(ip)), frozenset(t.lower() for t in chain) if loaded else None) is False:
             refused.append(ip)
     out = []
     for (ip,), rows in seen.filter(pl.col("src_ip").is_in(refused)).group_by("src_ip"):
@@ -260,7 +264,9 @@ def _predicted_ips(ps: Sequence[Prediction]) -> list[ipaddress.IPv4Network | ipa
     return [ipaddress.ip_network(ip, strict=False) for p in ps for ip in p.expected_ips]
 
 
-def _unexpected(df: pl.DataFrame, preds: Mapping[str, list[Prediction]]) -> list[Finding]:
+def _unexpected(
+    df: pl.DataFrame, inv: Inventory, preds: Mapping[str, list[Prediction]], index: AddressIndex
+) -> list[Finding]:
     out = []
     # 1. An inventory egress address that no VM is predicted to use (stale inventory or a
     #    gap in the model), or an inventory address that is no egress path at all.
@@ -268,9 +274,13 @@ def _unexpected(df: pl.DataFrame, preds: Mapping[str, list[Prediction]]) -> list
         (pl.col("class").is_in(_FIXED) & (pl.col("candidate_vms").list.len() == 0))
         | ((pl.col("class") == "unknown") & pl.col("resource").is_not_null() & pl.col("proxy").is_null())
     )
+    owner_of = dict(
+        classify_addresses(held.get_column("src_ip").unique(), inv, [], index=index)
+        .select("ip", "owner_vms").iter_rows()
+    ) if held.height else {}  # fmt: skip
     for (ip,), rows in held.group_by("src_ip"):
         row = rows.row(0, named=True)
-        owners = tuple(row["owner_vms"] or ())
+        owners = tuple(owner_of.get(ip) or ())
         said = "; ".join(
             f"{vm} is predicted {p.egress_class}" + (f" ({', '.join(p.expected_ips)})" if p.expected_ips else "")
             for vm in owners for p in preds.get(vm, [])
@@ -286,7 +296,25 @@ def _unexpected(df: pl.DataFrame, preds: Mapping[str, list[Prediction]]) -> list
             kind="unexpected_egress", severity="medium", vms=owners, src_ips=(ip,), message=message,
             fixes=(*fixes, "reload the inventory (az ... list) and compare"), **_span(rows),  # type: ignore[arg-type]
         ))  # fmt: skip
-    # 2. Evidence attributed to a VM, from an address its prediction does not give.
+    # 2. A VM's own private address, where its predictions for a destination (predict
+    #    --destination) say the path is not private.  Internet-bound predictions say
+    #    nothing about private paths, so they are not compared.
+    private = df.filter((pl.col("class") == "private") & (pl.col("candidate_vms").list.len() > 0))
+    for (ip,), rows in private.group_by("src_ip"):
+        row = rows.row(0, named=True)
+        vms = tuple(row["candidate_vms"])
+        ps = [p for vm in vms for p in preds.get(vm, []) if p.destination is not None]
+        if not ps or any(p.egress_class == "private" for p in ps):
+            continue
+        reason, fixes = _reasons(vms, preds)
+        out.append(Finding(
+            kind="unexpected_egress", severity="medium", vms=vms, src_ips=(ip,),
+            message=f"{_what(row)} arrives on its private address, but the path to "
+                    f"{ps[0].destination} is predicted {ps[0].egress_class}: {reason}",
+            fixes=(*fixes, "check peerings, private endpoints and routes this inventory does not show"),
+            **_span(rows),  # type: ignore[arg-type]
+        ))  # fmt: skip
+    # 3. Evidence attributed to a VM, from an address its prediction does not give.
     for (vm,), rows in df.filter(pl.col("_vm").is_not_null()).group_by("_vm"):
         ps = preds.get(vm, [])
         classes = {p.egress_class for p in ps}
@@ -297,7 +325,7 @@ def _unexpected(df: pl.DataFrame, preds: Mapping[str, list[Prediction]]) -> list
             if cls not in classes:
                 bad.append((ip, sub))
             elif cls in _FIXED and ip is not None:
-                addr = ipaddress.ip_address(ip.split("%", 1)[0])
+                addr = _addr(ip)
                 if not any(addr.version == n.version and addr in n for n in nets):
                     bad.append((ip, sub))
         for ip, sub in bad:

@@ -39,7 +39,7 @@ def make_conn(**overrides: Any) -> dict[str, Any]:
         raise KeyError(f"not record columns: {sorted(unknown)}")
     row: dict[str, Any] = {name: None for name in SCHEMA.names()}
     row.update(
-        conn_id=f"C{_counter}",
+        conn_id=f"C{_counter:06d}",  # zero-padded: sorting by it gives creation order
         ts=T0,
         observer="web1",
         evidence=["pcap"],

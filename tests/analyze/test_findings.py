@@ -113,6 +113,22 @@ def test_evidence_attributed_to_a_vm_from_elsewhere_than_predicted(inv: Inventor
     assert attributed == [(("Test2VM",), ("40.125.161.55",), "high"), (("vm_out",), ("20.1.2.5",), "high")]
 
 
+def test_mapped_address_of_the_predicted_frontend_is_expected(inv: Inventory, preds: list[Prediction]) -> None:
+    got = run(inv, preds, make_conn(src_ip="::ffff:20.1.2.4", origin=["vm_out.log:1"]),
+              kind="unexpected_egress", attributions={"vm_out.log": "vm_out"})  # fmt: skip
+    assert got == []
+
+
+@pytest.mark.parametrize(("destination", "fires"), [(None, False), ("10.0.0.4", False), ("52.1.1.1", True)])
+def test_private_source_against_predictions_for_the_destination(
+    inv: Inventory, destination: str | None, fires: bool
+) -> None:
+    # to 10.0.0.4 (same VNet) lbvm is predicted private (row C); to 52.1.1.1 its public IP
+    preds = predict(inv, destination)
+    got = run(inv, preds, make_conn(src_ip="10.0.0.6"), kind="unexpected_egress")
+    assert [(f.vms, f.src_ips) for f in got] == ([(("lbvm",), ("10.0.0.6",))] if fires else [])
+
+
 # --- egress_ip_changed -------------------------------------------------------------------------
 
 
