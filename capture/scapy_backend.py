@@ -31,6 +31,14 @@ def _nflog_inner(data: bytes) -> tuple[int, bytes] | None:
     return None
 
 
+def _dissect(layer: Any, data: bytes) -> Any:
+    """``layer(data)``, or None when scapy gives up on a frame shorter than its headers."""
+    try:
+        return layer(data)
+    except Exception:  # scapy raises struct.error, IndexError, ... on short input
+        return None
+
+
 def iter_packets(
     path: str, stats: DecodeStats, *, bpf: Any = None
 ) -> Iterator[PacketRecord]:
@@ -72,6 +80,11 @@ def iter_packets(
             else:
                 linktype = reader.linktype
                 ts_ns = meta.sec * 1_000_000_000 + meta.usec * (1 if reader.nano else 1_000)
+            if not -(1 << 63) <= ts_ns < 1 << 63:  # the fast path's bound (pcapfile._TS_MAX)
+                raise CorruptCapture(
+                    f"{name}: packet {index:,} has a timestamp outside the years 1678-2262; "
+                    "corrupt file, stopped"
+                )
             stats.packets += 1
             if bpf is not None and not bpf.matches(linktype, data, meta.wirelen):
                 stats.filtered += 1
@@ -87,7 +100,7 @@ def iter_packets(
                 if family not in (2, 24, 28, 30):
                     stats.non_ip += 1
                     continue
-                pkt = (IP if family == 2 else IPv6)(data[4:])
+                pkt = _dissect(IP if family == 2 else IPv6, data[4:])
             elif linktype == 239:
                 inner = _nflog_inner(data)
                 if inner is None:
@@ -97,17 +110,16 @@ def iter_packets(
                 if family not in (2, 10):
                     stats.non_ip += 1
                     continue
-                pkt = (IP if family == 2 else IPv6)(ipdata)
+                pkt = _dissect(IP if family == 2 else IPv6, ipdata)
             else:
                 cls = conf.l2types.get(linktype & 0xFFFF)
                 if cls is None:
                     stats.unsupported_linktype[linktype] += 1
                     continue
-                try:
-                    pkt = cls(data)
-                except Exception:  # scapy gives up on frames shorter than their header
-                    stats.malformed += 1
-                    continue
+                pkt = _dissect(cls, data)
+            if pkt is None:
+                stats.malformed += 1
+                continue
             ip = pkt.getlayer(IP)
             ip6 = pkt.getlayer(IPv6)
             layer = ip if ip is not None else ip6
