@@ -154,18 +154,12 @@ def load_evidence(
 
 
 def _read_parquet(paths: list[Path], evidence: Evidence) -> pl.DataFrame:
-    from capture.records import read_folder
+    from capture.records import latest_rows, read_records_file
 
     frames = []
     for folder, members in _by_folder(paths).items():
-        # Read as a records folder when all of its files were given, so repeated rows of a
-        # live capture collapse; otherwise file by file.
-        frame = read_folder(folder) if len(members) == len(list(folder.glob("[!.]*.parquet"))) else (
-            pl.concat([_one_parquet(p) for p in members], how="vertical")
-        )  # fmt: skip
-        frames.append(frame)
-        for p in members:
-            one = _one_parquet(p)
+        loaded = [read_records_file(p) for p in members]
+        for p, one in zip(members, loaded, strict=True):
             first, last = _time_range(one)
             evidence.files.append(
                 EvidenceFile(
@@ -174,18 +168,16 @@ def _read_parquet(paths: list[Path], evidence: Evidence) -> pl.DataFrame:
                     skipped=0, rejects=0,
                 )  # fmt: skip
             )
+        # A whole records folder: a live capture's repeated rows of one connection collapse
+        # to the latest; files picked one by one are taken as they are.
+        whole = len(members) == len([p for p in folder.glob("*.parquet") if not p.name.startswith(".")])
+        frames.append(latest_rows(sorted_frames(members, loaded)) if whole else pl.concat(loaded, how="vertical"))
     return pl.concat(frames, how="vertical")
 
 
-def _one_parquet(path: Path) -> pl.DataFrame:
-    try:
-        frame = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
-    missing = [c for c in SCHEMA.names() if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
-    return frame.select(SCHEMA.names()).cast(dict(SCHEMA))
+def sorted_frames(members: list[Path], loaded: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """Frames in file-name order (the order a records folder was written in)."""
+    return [f for _, f in sorted(zip(members, loaded, strict=True), key=lambda pair: pair[0].name)]
 
 
 def _by_folder(paths: list[Path]) -> dict[Path, list[Path]]:

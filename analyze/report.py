@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import polars as pl
 
-from capture.output import render_table, to_json_rows
+from capture.output import escape_control, flatten, render_table, to_json_rows
 
 if TYPE_CHECKING:
     from analyze.pipeline import Analysis
@@ -90,32 +90,12 @@ def guard_csv(df: pl.DataFrame) -> pl.DataFrame:
     return df.select(exprs)
 
 
-def _flat(df: pl.DataFrame) -> pl.DataFrame:
-    """Lists joined with ';', times as ISO 8601 UTC, durations in seconds: CSV-ready."""
-    exprs = []
-    for name, dtype in df.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.List):
-            exprs.append(col.cast(pl.List(pl.String)).list.join(";").alias(name))
-        elif isinstance(dtype, pl.Datetime):
-            exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
-        elif isinstance(dtype, pl.Duration):
-            exprs.append((col.dt.total_microseconds() / 1_000_000).round(6).alias(name))
-        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
-            exprs.append(col.cast(pl.String))
-        elif isinstance(dtype, pl.Struct):
-            exprs.append(col.struct.json_encode().alias(name))
-        else:
-            exprs.append(col)
-    return df.select(exprs)
-
-
 def render(a: Analysis, fmt: ReportFormat) -> bytes:
     """The report in ``fmt``; CSV and Parquet hold the classified connection rows."""
     if fmt == "json":
         return (json.dumps(to_json(a), indent=2, ensure_ascii=False) + "\n").encode()
     if fmt == "csv":
-        return guard_csv(_flat(a.connections)).write_csv().encode()
+        return guard_csv(flatten(a.connections)).write_csv().encode()
     if fmt == "parquet":
         buf = io.BytesIO()
         a.connections.write_parquet(buf)
@@ -139,9 +119,9 @@ def render_text(a: Analysis) -> str:
         vms = ", ".join(d.get("vms") or []) or "-"
         ips = ", ".join(d.get("src_ips") or []) or "-"
         out.write(f"[{d['severity']}] {d['kind']}: vms {vms}; addresses {ips}\n")
-        out.write(f"  {_clean(d['message'])}\n")
+        out.write(f"  {escape_control(d['message'])}\n")
         for fix in d.get("fixes") or []:
-            out.write(f"  fix: {_clean(fix)}\n")
+            out.write(f"  fix: {escape_control(fix)}\n")
     out.write(f"\n== addresses ({a.addresses.height})\n")
     out.write(render_table(a.addresses, ADDRESS_COLUMNS))
     shown = a.connections.head(TABLE_ROWS)
@@ -157,13 +137,6 @@ def render_text(a: Analysis) -> str:
     if a.clock_offset is not None:
         out.write(f"\nclock offset, logs minus capture: {a.clock_offset.total_seconds():+.3f} s\n")
     return out.getvalue()
-
-
-def _clean(text: str) -> str:
-    """Control characters and escape sequences from input never reach the terminal."""
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
-        return text.encode("unicode_escape").decode("ascii")
-    return text
 
 
 # --- HTML -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from analyze.findings import Finding, find
 from analyze.inventory import Allowlist, Inventory
 from analyze.predict import Prediction
 from analyze.sources import detect_type, read_logs
+from capture.output import escape_control
 from capture.schema import SCHEMA
 
 POLL_S = 0.5
@@ -96,12 +97,6 @@ class Watcher:
                     self.emit(f"  fix: {fix}")
 
 
-def _clean(text: str) -> str:
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
-        return text.encode("unicode_escape").decode("ascii")
-    return text
-
-
 def describe(row: dict[str, object], allowlist: Allowlist | None) -> str:
     """One line per connection: when, what, from where, its class and whether allowed."""
     ts = row["ts"]
@@ -127,7 +122,7 @@ def describe(row: dict[str, object], allowlist: Allowlist | None) -> str:
         parts.append(f"user={row['ssh_user']} auth={row.get('ssh_auth')}")
     if row.get("http_method"):
         parts.append(f"{row['http_method']} {row.get('http_path')} {row.get('http_status') or ''}".rstrip())
-    return _clean(" ".join(parts))
+    return escape_control(" ".join(parts))
 
 
 def parse_lines(path: Path, kind: str, lines: list[bytes], *, year: int | None, tz: str,

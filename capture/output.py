@@ -52,7 +52,9 @@ def to_json_rows(df: pl.DataFrame) -> list[dict[str, Any]]:
     return [_jsonable(row) for row in df.iter_rows(named=True)]
 
 
-def _flatten_for_csv(df: pl.DataFrame) -> pl.DataFrame:
+def flatten(df: pl.DataFrame) -> pl.DataFrame:
+    """CSV-ready columns: lists joined with ';', times ISO 8601 UTC, durations in seconds,
+    enums as text, structs as JSON."""
     exprs = []
     for name, dtype in df.schema.items():
         col = pl.col(name)
@@ -62,11 +64,21 @@ def _flatten_for_csv(df: pl.DataFrame) -> pl.DataFrame:
             exprs.append(col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ"))
         elif isinstance(dtype, pl.Duration):
             exprs.append((col.dt.total_microseconds() / 1_000_000).round(6).alias(name))
-        elif isinstance(dtype, (pl.Struct, pl.Array)):
-            exprs.append(col.struct.json_encode() if isinstance(dtype, pl.Struct) else col)
+        elif isinstance(dtype, (pl.Enum, pl.Categorical)):
+            exprs.append(col.cast(pl.String))
+        elif isinstance(dtype, pl.Struct):
+            exprs.append(col.struct.json_encode())
         else:
             exprs.append(col)
     return df.select(exprs)
+
+
+def escape_control(text: str) -> str:
+    """Input text is attacker-controlled (user names, paths): control characters and
+    escape sequences never reach the analyst's terminal."""
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+        return text.encode("unicode_escape").decode("ascii")
+    return text
 
 
 def _cell(value: Any) -> str:
@@ -76,11 +88,7 @@ def _cell(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     if isinstance(value, list):
         return ",".join(_cell(v) for v in value)
-    text = str(value)
-    # Input text is attacker-controlled (user names, paths): never let control characters
-    # or escape sequences reach the analyst's terminal.
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
-        text = text.encode("unicode_escape").decode("ascii")
+    text = escape_control(str(value))
     return text if len(text) <= 48 else text[:45] + "..."
 
 
@@ -137,7 +145,7 @@ def format_bytes(df: pl.DataFrame, fmt: Format, table_columns: Sequence[str] | N
         rows = to_json_rows(df)
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     if fmt == "csv":
-        return _flatten_for_csv(df).write_csv().encode()
+        return flatten(df).write_csv().encode()
     if fmt == "parquet":
         buf = io.BytesIO()
         df.write_parquet(buf)

@@ -23,6 +23,22 @@ def record_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
+def read_records_file(path: Path) -> pl.DataFrame:
+    """One Parquet records file, checked against and cast to the record schema.
+
+    Raises:
+        InputError: not readable as Parquet, or not in the record schema.
+    """
+    try:
+        frame = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
+    missing = [c for c in SCHEMA.names() if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
+    return frame.select(SCHEMA.names()).cast(dict(SCHEMA))
+
+
 def read_folder(folder: Path) -> pl.DataFrame:
     """All records of a folder, one row per ``conn_id`` (the latest written wins).
 
@@ -32,22 +48,16 @@ def read_folder(folder: Path) -> pl.DataFrame:
     files = record_files(folder)
     if not files:
         return SCHEMA.to_frame()
-    frames = []
-    for seq, path in enumerate(files):
-        try:
-            frame = pl.read_parquet(path)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
-        missing = [c for c in SCHEMA.names() if c not in frame.columns]
-        if missing:
-            raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
-        frames.append(
-            frame.select(SCHEMA.names())
-            .cast(dict(SCHEMA))
-            .with_columns(_seq=pl.lit(seq), _row=pl.int_range(pl.len()))
-        )
+    return latest_rows([read_records_file(path) for path in files])
+
+
+def latest_rows(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Frames of one folder, oldest first, as one table with the latest row per ``conn_id``."""
+    if not frames:
+        return SCHEMA.to_frame()
+    tagged = [f.with_columns(_seq=pl.lit(i), _row=pl.int_range(pl.len())) for i, f in enumerate(frames)]
     return (
-        pl.concat(frames, how="vertical")
+        pl.concat(tagged, how="vertical")
         .sort("_seq", "_row")
         .unique(subset="conn_id", keep="last", maintain_order=True)
         .sort("ts", "_seq", "_row")
