@@ -10,7 +10,11 @@ SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethto
 	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl \
 	chromium:chromium
 
-.PHONY: demo test sysdeps venv bench clean
+.PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke
+
+FUZZ_TARGETS := capture_fast capture_scapy inventory logs
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 2000
 
 sysdeps:
 	@missing=""; \
@@ -37,6 +41,17 @@ demo: sysdeps venv
 
 test: sysdeps venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Each target for FUZZ_SECONDS; the corpus grows in fuzz/corpus/<target>/, crashes land in
+# fuzz/crashes/ (see fuzz/README.md for turning one into a regression test).
+fuzz: venv
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	  $(BIN)/python fuzz/fuzz_$$t.py -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 || exit 1; done
+
+# What CI runs (also as tests/test_fuzz_smoke.py): FUZZ_RUNS inputs per target.
+fuzz-smoke: venv
+	@for t in $(FUZZ_TARGETS); do echo "== fuzz_$$t ($(FUZZ_RUNS) inputs)"; \
+	  $(BIN)/python fuzz/fuzz_$$t.py -atheris_runs=$(FUZZ_RUNS) -timeout=30 || exit 1; done
 
 bench: sysdeps venv
 	$(BIN)/python bench/bench_capture.py

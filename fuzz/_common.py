@@ -80,19 +80,21 @@ def fixtures(*patterns: str) -> list[Path]:
 def main(name: str, one_input: Callable[[bytes], None], seeds: Iterable[bytes]) -> None:
     """Run ``one_input`` under atheris with libFuzzer flags from ``sys.argv``.
 
-    Without a corpus directory on the command line, ``fuzz/corpus/<name>/`` is used, filled
-    with the seeds first (new interesting inputs are added there and kept between runs).
-    Crashes are written to ``fuzz/crashes/<name>-crash-*``.
+    Without a corpus directory on the command line, ``fuzz/corpus/<name>/`` is used.  The
+    seeds are written into the (first) corpus directory, so new interesting inputs join them
+    there and are kept between runs.  Crashes are written to ``fuzz/crashes/<name>-crash-*``.
     """
     import atheris
 
     argv = list(sys.argv)
-    if not any(not a.startswith("-") for a in argv[1:]):
-        corpus = FUZZ / "corpus" / name
-        corpus.mkdir(parents=True, exist_ok=True)
-        for i, seed in enumerate(seeds):
-            (corpus / f"seed-{i:03d}").write_bytes(seed)
-        argv.append(str(corpus))
+    dirs = [a for a in argv[1:] if not a.startswith("-")]
+    if not dirs:
+        dirs = [str(FUZZ / "corpus" / name)]
+        argv.append(dirs[0])
+    corpus = Path(dirs[0])
+    corpus.mkdir(parents=True, exist_ok=True)
+    for i, seed in enumerate(seeds):
+        (corpus / f"seed-{i:03d}").write_bytes(seed)
     if not any(a.startswith("-artifact_prefix=") for a in argv):
         crashes = FUZZ / "crashes"
         crashes.mkdir(exist_ok=True)
