@@ -249,7 +249,7 @@ class CaptureFile:
                 end = min((end if self._stop == pos else self._stop) + self.chunk_bytes, size)
                 pos = self._stop
         data = carry
-        base = start - len(carry)
+        base = start  # the carried bytes are the first record's, from file offset start
         while True:
             block = self._read(self.chunk_bytes)
             data = data + block if data else block
