@@ -24,6 +24,15 @@ from capture.errors import InventoryError, ParseError, clip
 
 TEXT_SUFFIXES = (".txt", ".lst", ".list")
 FOLDER_GLOBS = ("*.json", "*.yaml", "*.yml", "*.txt")
+MAX_FILE_BYTES = 1 << 30
+"""A larger inventory file is refused before it is read (real ones are megabytes)."""
+MAX_DEPTH = 100
+"""Deepest nesting of lists and objects accepted (real documents stay under 20): the loaders
+walk documents recursively, so deeper input would end in a RecursionError."""
+MAX_ALIAS_VALUES = 1_000_000
+"""YAML aliases may expand a document to at most this many values (or to its own size, when
+larger): ``yaml.safe_load`` shares aliased nodes, but everything after it walks the expanded
+tree, so nine nested anchors of ten aliases each ("billion laughs") would take forever."""
 
 
 def load(paths: Iterable[str | Path]) -> Inventory:
@@ -67,6 +76,12 @@ def load_file(path: Path, into: Builder) -> None:
     """Detect what ``path`` holds and add it to ``into``."""
     source = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InventoryError(
+                f"{source}: {size:,} bytes is more than the {MAX_FILE_BYTES:,} an inventory "
+                "file may have"
+            )
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{source}: cannot read: {exc}") from None
@@ -84,9 +99,12 @@ def load_file(path: Path, into: Builder) -> None:
             raise InventoryError(
                 f"{source}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}"
             ) from None
+        except RecursionError:
+            raise _too_deep(source) from None
+        _check_depth(doc, source)
     else:
         try:
-            doc = yaml.safe_load(text)
+            doc = _safe_load_bounded(text, source)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else "?"
@@ -103,6 +121,82 @@ def load_file(path: Path, into: Builder) -> None:
                 ) from None
             return
     load_document(doc, source, stem, into)
+
+
+def _too_deep(source: str) -> InventoryError:
+    return InventoryError(f"{source}: nested more than {MAX_DEPTH} levels deep; not an inventory")
+
+
+def _check_depth(doc: Any, source: str) -> None:
+    """Raise when lists / objects in ``doc`` nest deeper than ``MAX_DEPTH`` (walked iteratively)."""
+    level: list[Any] = [doc]
+    for _ in range(MAX_DEPTH + 1):
+        nxt: list[Any] = []
+        for item in level:
+            if isinstance(item, Mapping):
+                nxt.extend(item.values())
+            elif isinstance(item, list):
+                nxt.extend(item)
+        if not nxt:
+            return
+        level = nxt
+    raise _too_deep(source)
+
+
+def _safe_load_bounded(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, refusing alias bombs, recursive aliases and deep nesting.
+
+    The node graph is composed first (aliased nodes are shared, so this is as small as the
+    text) and measured before any Python object is built from it.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise _too_deep(source) from None
+        if node is None:
+            return None
+        _check_yaml_size(node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node, source: str) -> None:
+    """Count the values ``root`` expands to (aliases followed), its depth, and alias loops."""
+    expanded: dict[int, int] = {}  # node id -> values under it, aliases expanded
+    depth: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            open_ids.discard(key)
+            expanded[key] = 1 + sum(expanded[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if depth[key] > MAX_DEPTH:
+                raise _too_deep(source)
+            continue
+        if key in expanded:
+            continue
+        if key in open_ids:
+            raise InventoryError(f"{source}: a YAML alias refers to its own anchor (a loop)")
+        open_ids.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in expanded)
+    total, composed = expanded[id(root)], len(expanded)
+    if total > max(MAX_ALIAS_VALUES, composed):
+        raise InventoryError(
+            f"{source}: YAML aliases expand it to {total:,} values, more than the "
+            f"{MAX_ALIAS_VALUES:,} allowed (an alias bomb?)"
+        )
 
 
 def load_document(doc: Any, source: str, stem: str, into: Builder) -> None:
