@@ -352,7 +352,7 @@ def demo(fmt: str | None, out: str | None) -> None:
     if not sample.is_dir():
         raise CliError(f"the bundled sample is missing: {sample}")
     evidence = [str(sample / n) for n in ("webapp-vm.pcap", "auth.log", "access.log")]
-    inventory = [str(root / "inventory" / "article.yaml"), str(sample / "ServiceTags_China_sample.json")]
+    inventory = [str(sample / "inventory.yaml"), str(sample / "ServiceTags_Public_lab.json")]
     click.echo(
         "egresslens demo: evidence from destination host webapp-vm; inventory: the article's "
         "Basic load balancer mylb (pool, no rules) and lbvm; allowlist web-app", err=True,

@@ -11,7 +11,7 @@ from analyze.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "pcaps" / "demo"
-INV = ["--inventory", str(ROOT / "pcaps/inventory/article.yaml"), "--inventory", str(DEMO / "ServiceTags_China_sample.json")]
+INV = ["--inventory", str(DEMO / "inventory.yaml"), "--inventory", str(DEMO / "ServiceTags_Public_lab.json")]
 EVIDENCE = [str(DEMO / "webapp-vm.pcap"), str(DEMO / "auth.log"), str(DEMO / "access.log")]
 
 
@@ -25,7 +25,7 @@ def test_demo_prints_the_diagnosis_from_the_evidence() -> None:
     out = result.stdout
     first = out.splitlines()[0]
     assert first == "== findings (3)"
-    assert "[high] allowlist_miss: vms Test2VM; addresses 139.219.8.21" in out
+    assert "[high] allowlist_miss: vms Test2VM; addresses 203.0.113.129" in out
     assert "not accepted by allowlist web-app" in out
     assert "mylb has no load-balancing rule or inbound NAT rule" in out
 
@@ -36,8 +36,8 @@ def test_analyze_json_has_four_sections_and_classes() -> None:
     doc = json.loads(result.stdout)
     assert set(doc) == {"addresses", "connections", "findings", "evidence"}
     classes = {r["src_ip"]: r["class"] for r in doc["connections"]}
-    assert classes == {"139.219.8.21": "default_snat", "42.159.94.123": "instance_public_ip",
-                       "40.125.161.55": "lb_frontend"}  # fmt: skip
+    assert classes == {"203.0.113.129": "default_snat", "192.0.2.123": "instance_public_ip",
+                       "203.0.113.55": "lb_frontend"}  # fmt: skip
     assert all(len(e["sha256"]) == 64 for e in doc["evidence"])
 
 
@@ -61,3 +61,12 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path: Path) -> None:
     assert bad_from.exit_code == 2 and "VM=PATH" in bad_from.stderr
     bad_time = invoke("analyze", *INV, "--since", "yesterday", *EVIDENCE)
     assert bad_time.exit_code == 2 and "--since" in bad_time.stderr
+
+
+def test_analyze_on_the_recorded_sample_gives_its_expected_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # expected.json was written by tests/lab/record_sample.py from the folder, relative names.
+    monkeypatch.chdir(DEMO)
+    result = invoke("analyze", "--inventory", "inventory.yaml", "--inventory", "ServiceTags_Public_lab.json",
+                    "--allowlist", "web-app", "--format", "json", "webapp-vm.pcap", "auth.log", "access.log")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((DEMO / "expected.json").read_text())

@@ -34,7 +34,7 @@ def test_mixed_inputs_are_one_table_with_an_evidence_list(tmp_path: Path) -> Non
     pcap = next(f for f in ev.files if f.kind == "pcap")
     assert pcap.sha256 == hashlib.sha256((DEMO / "webapp-vm.pcap").read_bytes()).hexdigest()
     assert pcap.size == os.path.getsize(DEMO / "webapp-vm.pcap")
-    assert pcap.first_ts is not None and pcap.first_ts.isoformat().startswith("2026-11-20T09:00:05")
+    assert pcap.first_ts is not None and pcap.first_ts.isoformat().startswith("2026-11-26T11:07:40")
 
 
 def test_globs_and_missing_paths(tmp_path: Path) -> None:

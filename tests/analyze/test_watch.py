@@ -54,8 +54,8 @@ def test_watch_prints_each_new_connection_classified(tmp_path: Path) -> None:
     auth = tmp_path / "auth.log"
     auth.write_text("")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "analyze", "watch", "--inventory", str(ROOT / "pcaps/inventory/article.yaml"),
-         "--inventory", str(DEMO / "ServiceTags_China_sample.json"), "--allowlist", "web-app",
+        [sys.executable, "-m", "analyze", "watch", "--inventory", str(DEMO / "inventory.yaml"),
+         "--inventory", str(DEMO / "ServiceTags_Public_lab.json"), "--allowlist", "web-app",
          "--duration", "20s", str(auth)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -77,8 +77,8 @@ def test_watch_prints_each_new_connection_classified(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=20)
     text = "".join(out_lines)
-    snat = next(x for x in out_lines if "139.219.8.21:50412" in x)
-    assert "class=default_snat" in snat and "NOT-ALLOWED" in snat and "user=azureuser" in snat
-    front = next(x for x in out_lines if "40.125.161.55:1025" in x)
+    snat = next(x for x in out_lines if "203.0.113.129:40550" in x)
+    assert "class=default_snat" in snat and "NOT-ALLOWED" in snat and "user=labuser" in snat
+    front = next(x for x in out_lines if "203.0.113.55:1155" in x)
     assert "class=lb_frontend" in front and "ALLOWED" in front and "NOT-ALLOWED" not in front
     assert "FINDING" in text and "allowlist_miss" in text
