@@ -9,7 +9,9 @@ error -- is a crash.  ``one_input`` functions only need this module, not atheris
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +24,7 @@ INSTRUMENT = ("capture", "analyze")
 """Packages whose Python code atheris instruments for coverage (polars and numpy are native)."""
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="egresslens-fuzz-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 
 
 class InvariantViolation(AssertionError):
