@@ -244,6 +244,34 @@ _V6_WIDE = pl.Schema({"start": _U64, "end": _U64, "label": _LABEL})
 _V6_NARROW = pl.Schema({"hi": _U64, "lo_start": _U64, "lo_end": _U64, "plen": pl.UInt8(), "label": _LABEL})
 
 
+_Block = tuple[int, int, int, int]
+"""A CIDR as integers: (version, first address, last address, prefix length)."""
+
+
+def _cidr(text: str) -> _Block:
+    """CIDR or address text -> ``_Block``; IPv4 without ``ipaddress`` (it is 10x slower).
+
+    Raises:
+        ValueError: not an address or CIDR.
+    """
+    head, _, bits = text.strip().partition("/")
+    parts = head.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts) and (not bits or bits.isdigit()):
+        octets = [int(p) for p in parts]
+        plen = int(bits) if bits else 32
+        if max(octets) <= 255 and plen <= 32:
+            value = (octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]
+            size = 1 << (32 - plen)
+            first = value & ~(size - 1) & 0xFFFFFFFF
+            return 4, first, first + size - 1, plen
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    return net.version, int(net.network_address), int(net.broadcast_address), net.prefixlen
+
+
+def _within(inner: _Block, outer: _Block) -> bool:
+    return inner[0] == outer[0] and outer[1] <= inner[1] and inner[2] <= outer[2]
+
+
 def _flatten(blocks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """CIDR blocks ``(start, end, label)`` -> non-overlapping ranges, innermost block wins.
 
@@ -288,19 +316,18 @@ class _RangeSet:
     v6_narrow: pl.DataFrame
 
     @classmethod
-    def build(cls, blocks: Iterable[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]]) -> _RangeSet:
-        """``blocks``: (network, label) in priority order (first wins on identical networks)."""
+    def build(cls, blocks: Iterable[tuple[_Block, int]]) -> _RangeSet:
+        """``blocks``: (block, label) in priority order (first wins on identical blocks)."""
         v4: list[tuple[int, int, int]] = []
         wide: list[tuple[int, int, int]] = []
         narrow: list[tuple[int, int, int, int, int]] = []
-        for net, label in blocks:
-            first, last = int(net.network_address), int(net.broadcast_address)
-            if net.version == 4:
+        for (version, first, last, plen), label in blocks:
+            if version == 4:
                 v4.append((first, last, label))
-            elif net.prefixlen <= 64:
+            elif plen <= 64:
                 wide.append((first >> 64, last >> 64, label))
             else:
-                narrow.append((first >> 64, first & (2**64 - 1), last & (2**64 - 1), net.prefixlen, label))
+                narrow.append((first >> 64, first & (2**64 - 1), last & (2**64 - 1), plen, label))
         return cls(
             v4=pl.DataFrame(_flatten(v4), schema=_V4_RANGES, orient="row").set_sorted("start"),
             v6_wide=pl.DataFrame(_flatten(wide), schema=_V6_WIDE, orient="row").set_sorted("start"),
@@ -450,13 +477,13 @@ class AddressIndex:
         produced = _producers(predictions)
         inv_blocks, inv_rows = _inventory_blocks(inv, produced)
         tag_blocks, tag_rows, default_vms = _tag_blocks(inv, predictions, vm_regions(inv, regions))
-        proxy_blocks: list[tuple[Any, int]] = []
+        proxy_blocks: list[tuple[_Block, int]] = []
         proxy_rows: list[dict[str, Any]] = []
         for proxy in inv.proxies.values():
             label = len(proxy_rows)
             proxy_rows.append({"proxy_label": label, "proxy_name": proxy.name})
             for text in proxy.addresses:
-                proxy_blocks.append((ipaddress.ip_network(text, strict=False), label))
+                proxy_blocks.append((_cidr(text), label))
         return cls(
             inventory=_RangeSet.build(inv_blocks),
             inventory_labels=_columns(inv_rows, _INV_LABELS),
@@ -469,73 +496,84 @@ class AddressIndex:
         )
 
 
+_SEP: Final = "\x1f"
+
+
 def _columns(rows: list[dict[str, Any]], schema: pl.Schema) -> pl.DataFrame:
-    """Rows -> frame, column by column (much faster than from dicts for 50k rows of lists)."""
-    return pl.DataFrame({name: [r[name] for r in rows] for name in schema.names()}, schema=schema)
+    """Rows -> frame, column by column.
+
+    List-of-string columns travel as one joined string each and are split by polars:
+    building 50k small Python lists into a list column costs seconds.
+    """
+    lists = [name for name, dtype in schema.items() if dtype == pl.List(pl.String())]
+    plain = {name: [r[name] for r in rows] for name in schema.names() if name not in lists}
+    joined = {name: [_SEP.join(r[name]) for r in rows] for name in lists}
+    return pl.DataFrame({**plain, **joined}, schema_overrides={n: schema[n] for n in plain}).select(
+        pl.col(name).str.split(_SEP).list.filter(pl.element() != "") if name in lists else pl.col(name)
+        for name in schema.names()
+    )
 
 
-def _producers(predictions: Sequence[Prediction]) -> tuple[dict[str, set[str]], list[tuple[Any, str]]]:
-    """Expected addresses -> VMs: exact addresses by canonical network text, and prefixes."""
-    exact: dict[str, set[str]] = defaultdict(set)
-    prefixes: list[tuple[Any, str]] = []
+def _producers(predictions: Sequence[Prediction]) -> tuple[dict[tuple[int, int, int], set[str]], list[tuple[_Block, str]]]:
+    """Expected addresses -> VMs: exact blocks by (version, first, last), and prefixes."""
+    exact: dict[tuple[int, int, int], set[str]] = defaultdict(set)
+    prefixes: list[tuple[_Block, str]] = []
     for p in predictions:
         for text in p.expected_ips:
             try:
-                net = ipaddress.ip_network(text, strict=False)
+                block = _cidr(text)
             except ValueError:
                 continue
-            exact[str(net)].add(_vm_key(p))
-            if net.num_addresses > 1:
-                prefixes.append((net, _vm_key(p)))
+            exact[block[:3]].add(_vm_key(p))
+            if block[1] != block[2]:
+                prefixes.append((block, _vm_key(p)))
     return exact, prefixes
 
 
 def _inventory_blocks(
-    inv: Inventory, produced: tuple[dict[str, set[str]], list[tuple[Any, str]]]
-) -> tuple[list[tuple[Any, int]], list[dict[str, Any]]]:
+    inv: Inventory, produced: tuple[dict[tuple[int, int, int], set[str]], list[tuple[_Block, str]]]
+) -> tuple[list[tuple[_Block, int]], list[dict[str, Any]]]:
     exact, prefixes = produced
-    blocks: list[tuple[Any, int]] = []
+    blocks: list[tuple[_Block, int]] = []
     rows: list[dict[str, Any]] = []
 
-    def add(net: Any, cls: str | None, via: str | None, resource: str | None, owners: Iterable[str]) -> None:
+    def add(text: str, cls: str | None, via: str | None, resource: str | None, owners: Iterable[str]) -> None:
+        block = _cidr(text)
         owners = sorted(set(owners))
         if cls == "private":
             candidates = set(owners)  # no SNAT: the address is the VM's own
         else:
-            candidates = set(exact.get(str(net), ()))
-            candidates |= {vm for pfx, vm in prefixes if pfx.version == net.version and net.subnet_of(pfx)}
+            candidates = set(exact.get(block[:3], ()))
+            candidates |= {vm for pfx, vm in prefixes if _within(block, pfx)}
         label = len(rows)
         rows.append({
             "inv_label": label, "inv_class": cls or "unknown", "inv_via": via,
             "inv_resource": resource, "inv_candidates": sorted(candidates), "inv_owners": owners,
         })  # fmt: skip
-        blocks.append((net, label))
+        blocks.append((block, label))
 
     for row in inv.address_table().iter_rows(named=True):
-        add(
-            ipaddress.ip_network(row["network"], strict=False), row["class"], row["via"],
-            row["resource"] or row["public_ip"], row["vms"],
-        )  # fmt: skip
+        add(row["network"], row["class"], row["via"], row["resource"] or row["public_ip"], row["vms"])
     for proxy in inv.proxies.values():
         # An inventory public IP of the proxy (App Gateway) came first and wins.
         for text in proxy.addresses:
-            add(ipaddress.ip_network(text, strict=False), "unknown", None, proxy.name, ())
+            add(text, "unknown", None, proxy.name, ())
     for pe in inv.private_endpoints.values():
         for text in pe.addresses:
-            add(ipaddress.ip_network(text, strict=False), "private", None, pe.name, ())
+            add(text, "private", None, pe.name, ())
     # An address of a subnet / VNet that is no ipconfig's: the range is named, but no VM
     # list (it is nobody's address; and a /9 subnet would list every VM on every row).
     for sub in inv.subnets.values():
         for text in sub.prefixes:
-            add(ipaddress.ip_network(text, strict=False), "private", None,
+            add(text, "private", None,
                 f"{inv.name_of(sub.vnet_id)}/{sub.name}", ())  # fmt: skip
     for vnet in inv.vnets.values():
         for text in vnet.address_space:
-            add(ipaddress.ip_network(text, strict=False), "private", None, vnet.name, ())
+            add(text, "private", None, vnet.name, ())
         for text in vnet.peered_prefixes:
-            add(ipaddress.ip_network(text, strict=False), "private", None, f"{vnet.name} peering", ())
+            add(text, "private", None, f"{vnet.name} peering", ())
     for rng in inv.known_ranges.values():
-        add(ipaddress.ip_network(rng.prefix, strict=False), "private" if rng.kind == "onprem" else "external",
+        add(rng.prefix, "private" if rng.kind == "onprem" else "external",
             None, rng.name, ())  # fmt: skip
     return blocks, rows
 
@@ -547,7 +585,7 @@ def _tag_rank(tag: str, region: str, service: str, prefix_len: int) -> tuple[int
 
 def _tag_blocks(
     inv: Inventory, predictions: Sequence[Prediction], regions: Mapping[str, str]
-) -> tuple[list[tuple[Any, int]], list[dict[str, Any]], tuple[str, ...]]:
+) -> tuple[list[tuple[_Block, int]], list[dict[str, Any]], tuple[str, ...]]:
     defaults = sorted({_vm_key(p) for p in predictions if p.egress_class == "default_snat"})
     tags = inv.service_tags
     if tags.height == 0:
@@ -560,16 +598,14 @@ def _tag_blocks(
     )  # fmt: skip
     for prefix, tag, region, service, plen in cols.iter_rows():
         same[prefix].append((_tag_rank(tag, region, service, plen), tag, region))
-    nets = {p: ipaddress.ip_network(p, strict=False) for p in same}
-    bounds = {p: (n.version, int(n.network_address), int(n.broadcast_address)) for p, n in nets.items()}
+    bounds = {p: _cidr(p) for p in same}
     # The chain of an address = tags of every prefix holding it; for allowlists we only
     # need the set, so each prefix's chain is its own tags plus its enclosing prefixes' tags.
     order = sorted(same, key=lambda p: (bounds[p][0], bounds[p][1], -bounds[p][2]))
     chain_of: dict[str, tuple[str, ...]] = {}
-    stack: list[tuple[tuple[int, int, int], tuple[str, ...]]] = []
+    stack: list[tuple[_Block, tuple[str, ...]]] = []
     for p in order:
-        version, first, last = bounds[p]
-        while stack and not (stack[-1][0][0] == version and stack[-1][0][1] <= first and last <= stack[-1][0][2]):
+        while stack and not _within(bounds[p], stack[-1][0]):
             stack.pop()
         outer = stack[-1][1] if stack else ()
         own = tuple(t for _, t, _ in sorted(same[p]))  # general to specific
@@ -579,7 +615,7 @@ def _tag_blocks(
     has_region = {vm: r for vm, r in regions.items()}
     rows: list[dict[str, Any]] = []
     labels: dict[tuple[str, tuple[str, ...]], int] = {}
-    blocks: list[tuple[Any, int]] = []
+    blocks: list[tuple[_Block, int]] = []
     for p in order:
         _, tag, region = max(same[p])
         key = (tag, chain_of[p])
@@ -595,7 +631,7 @@ def _tag_blocks(
                 "tag_label": labels[key], "tag_name": tag, "tag_region": region or None,
                 "tag_chain": list(chain_of[p]), "tag_candidates": cands, "tag_strong": strong,
             })  # fmt: skip
-        blocks.append((nets[p], labels[key]))
+        blocks.append((bounds[p], labels[key]))
     return blocks, rows, tuple(defaults)
 
 
@@ -752,10 +788,13 @@ def classify(
     index = index or AddressIndex.build(inv, predictions, regions=regions)
     lf = records.lazy()
     extra = [c for c in lf.collect_schema().names() if c not in CLASSIFIED_SCHEMA]
-    distinct = lf.select(pl.col("src_ip").alias("ip")).unique()
+    # A null address is keyed as "" (both are `unknown`, scope `invalid`): a join with
+    # nulls_equal=True is not streamed, and would hold every record in memory.
+    key = pl.col("src_ip").fill_null("")
+    distinct = lf.select(key.alias("ip")).unique()
     addresses = _classify_distinct(distinct, index).drop("owner_vms", "service_tags")
     # No maintain_order: keeping the input order made the 10M-record join 2.5x slower.
-    out = lf.join(addresses, left_on="src_ip", right_on="ip", how="left", nulls_equal=True)
+    out = lf.join(addresses, left_on=key, right_on="ip", how="left")
     if index.proxies.empty:
         out = out.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in CLIENT_COLUMNS.items())
     else:
