@@ -25,6 +25,7 @@ from typing import Final
 import polars as pl
 
 from analyze.sources._common import (
+    head_lines,
     IP_RE,
     Scan,
     chronological,
@@ -593,6 +594,10 @@ def sshd_scan(
     return Scan(records=records, rejects=rejects, skipped=skipped, notes=tuple(notes))
 
 
+_BSD_START: Final = re.compile(r"^(?:<[0-9]{1,3}>)?[A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} ")
+"""A BSD syslog time at the start of a line (``Nov 26 10:39:58``), optionally after a PRI."""
+
+
 def _mtime(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.UTC)
 
@@ -641,8 +646,11 @@ def scan(
         clocks.append((year, mtime))
         frame = _syslog_frame(lines)
         frames.append(frame.with_columns(seq=(index << 32) + pl.col("lineno").cast(pl.Int64)))
-        where = f"year {year} (--year)" if year else f"year from mtime {mtime:%Y-%m-%d}"
-        notes.append(f"{path}: syslog times without zone read as {tz}; {where} for BSD lines")
+        # Say what was assumed only where something was: BSD times carry no year and no
+        # zone; RFC 3339 and journal times carry both.
+        if any(_BSD_START.match(line) for line in head_lines(path)):
+            where = f"year {year} (--year)" if year else f"year from mtime {mtime:%Y-%m-%d}"
+            notes.append(f"{path}: syslog times without zone read as {tz}; {where} for BSD lines")
     frame = pl.concat(frames, how="vertical")
     return sshd_scan(
         frame,

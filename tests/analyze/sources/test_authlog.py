@@ -347,3 +347,16 @@ def test_the_same_address_and_port_again_later_is_a_new_connection(tmp_path: Pat
         ("root", "failed", dt.timedelta(seconds=1)),
         ("bob", "accepted", dt.timedelta(minutes=5)),
     ]
+
+
+def test_no_zone_note_for_files_whose_times_carry_one(tmp_path: Path) -> None:
+    from analyze.sources import read_logs
+
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "2026-11-26T10:39:58.123456+00:00 webapp sshd[1230]: Accepted publickey for labuser "
+        "from 192.0.2.44 port 40234 ssh2: ED25519 SHA256:abc\n"
+    )
+    assert not [n for n in read_logs([log]).notes if "without zone" in n]
+    log.write_text("Nov 26 10:39:58 webapp sshd[1230]: Accepted publickey for labuser from 192.0.2.44 port 40234 ssh2\n")
+    assert [n for n in read_logs([log]).notes if "without zone read as UTC" in n]
