@@ -169,6 +169,9 @@ def logs_group() -> None:
 @click.option("--rejects", "rejects_out", default=None, metavar="FILE",
               help="Write rejected lines (source, lineno, line) to FILE (.csv/.ndjson/.parquet).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any line is rejected.")
+@click.option("-f", "--follow", is_flag=True,
+              help="After reading, follow the files (through rotation) and print new records as NDJSON.")
+@click.option("--duration", default=None, hidden=True, help="With --follow: stop after this long.")
 @format_option
 @output_option
 @fail_cleanly
@@ -182,6 +185,8 @@ def logs_read_cmd(
     observer: str | None,
     rejects_out: str | None,
     strict: bool,
+    follow: bool,
+    duration: str | None,
     fmt: str | None,
     out: str | None,
 ) -> None:
@@ -194,6 +199,18 @@ def logs_read_cmd(
     from analyze.sources import read_logs
     from capture.cli import CliError, note
     from capture.output import guess_format, write
+
+    if follow:
+        from analyze.watch import follow_records
+        from capture.live import parse_rotate
+
+        if out and out != "-":
+            raise click.UsageError("--follow writes to stdout; drop -o")
+        limit = parse_rotate(duration)[0] if duration else None
+        shown = follow_records(files, lambda frame: write(frame, fmt or "ndjson", None),
+                               duration=limit, year=year, tz=tz, observer=observer)  # fmt: skip
+        note(f"{shown:,} records")
+        return
 
     result = read_logs(
         files, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]

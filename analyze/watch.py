@@ -39,6 +39,9 @@ class Follower:
     kind: str | None = None
     partial: bytes = b""
     """An unfinished last line, kept until its newline arrives."""
+    lines_before: int = 0
+    """Complete lines of the current file before the last batch ``poll`` returned."""
+    _consumed: int = 0
 
     def poll(self) -> list[bytes]:
         """Complete new lines since the last poll (reopening after rotation or truncation)."""
@@ -49,11 +52,15 @@ class Follower:
         if self.inode is None:
             self.inode = st.st_ino
             self.position = st.st_size if self.start_at_end else 0
+            if self.start_at_end:  # line numbers stay the file's: count what is skipped
+                with self.path.open("rb") as fh:
+                    self._consumed = sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
         elif st.st_ino != self.inode or st.st_size < self.position:
             # Rotated (a new file under the name) or truncated (copytruncate): start over.
             self.inode = st.st_ino
             self.position = 0
             self.partial = b""
+            self._consumed = 0
         if st.st_size == self.position:
             return []
         with self.path.open("rb") as fh:
@@ -63,7 +70,10 @@ class Follower:
         data = self.partial + data
         lines = data.split(b"\n")
         self.partial = lines.pop()
-        return [line for line in lines if line.strip()]
+        self.lines_before = self._consumed
+        self._consumed += len(lines)
+        # Blank lines are kept so that line numbers stay those of the file.
+        return lines if any(line.strip() for line in lines) else []
 
 
 @dataclass(slots=True)
@@ -126,8 +136,9 @@ def describe(row: dict[str, object], allowlist: Allowlist | None) -> str:
 
 
 def parse_lines(path: Path, kind: str, lines: list[bytes], *, year: int | None, tz: str,
-                observer: str | None) -> pl.DataFrame:  # fmt: skip
-    """Records from new lines of ``path`` (of log type ``kind``), via a scratch file."""
+                observer: str | None, first_line: int = 1) -> pl.DataFrame:  # fmt: skip
+    """Records from new lines of ``path`` (of log type ``kind``) starting at its line
+    ``first_line``, via a scratch file; ``origin`` names the followed file and its lines."""
     with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as tmp:
         tmp.write(b"\n".join(lines) + b"\n")
         name = tmp.name
@@ -139,9 +150,10 @@ def parse_lines(path: Path, kind: str, lines: list[bytes], *, year: int | None, 
         records = result.records.collect()
     finally:
         os.unlink(name)
-    # Point provenance at the followed file, not the scratch file.
+    # Point provenance at the followed file and its own line numbers.
+    line = pl.element().str.extract(f"^{_re(name)}:([0-9]+)$").cast(pl.Int64) + (first_line - 1)
     return records.with_columns(
-        origin=pl.col("origin").list.eval(pl.element().str.replace(f"^{_re(name)}", str(path)))
+        origin=pl.col("origin").list.eval(pl.lit(f"{path}:") + line.cast(pl.String))
     ).select(SCHEMA.names())
 
 
@@ -170,5 +182,48 @@ def follow(
                 continue
             if fol.kind is None:
                 fol.kind = detect_type(fol.path) or "authlog"
-            watcher.records(parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer))
+            watcher.records(parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
+                                        first_line=fol.lines_before + 1))
         stop.wait(POLL_S)
+
+
+def follow_records(
+    files: Sequence[str],
+    emit: Callable[[pl.DataFrame], object],
+    *,
+    duration: float | None = None,
+    year: int | None = None,
+    tz: str = "UTC",
+    observer: str | None = None,
+) -> int:
+    """``logs read --follow``: the files' existing records, then new ones as they come.
+
+    Stops on SIGINT / SIGTERM or after ``duration`` seconds; returns how many were emitted.
+    """
+    import signal
+
+    stop = threading.Event()
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    followers = [Follower(Path(f), start_at_end=False) for f in files]
+    started = time.monotonic()
+    shown = 0
+    try:
+        while not stop.is_set() and (duration is None or time.monotonic() - started < duration):
+            for fol in followers:
+                lines = fol.poll()
+                if not lines:
+                    continue
+                if fol.kind is None:
+                    fol.kind = detect_type(fol.path) or "authlog"
+                records = parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
+                                      first_line=fol.lines_before + 1)
+                if records.height:
+                    emit(records)
+                    shown += records.height
+            stop.wait(POLL_S)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return shown

@@ -21,10 +21,10 @@ def test_follower_reads_new_complete_lines_only(tmp_path: Path) -> None:
     assert f.poll() == []  # starts at the end, like tail -f
     with log.open("a") as fh:
         fh.write("one\ntw")
-    assert f.poll() == [b"one"]
+    assert f.poll() == [b"one"] and f.lines_before == 1  # "old line" was line 1
     with log.open("a") as fh:
         fh.write("o\n")
-    assert f.poll() == [b"two"]
+    assert f.poll() == [b"two"] and f.lines_before == 2
 
 
 def test_follower_survives_rotation_and_truncation(tmp_path: Path) -> None:
@@ -82,3 +82,26 @@ def test_watch_prints_each_new_connection_classified(tmp_path: Path) -> None:
     front = next(x for x in out_lines if "203.0.113.55:1155" in x)
     assert "class=lb_frontend" in front and "ALLOWED" in front and "NOT-ALLOWED" not in front
     assert "FINDING" in text and "allowlist_miss" in text
+
+
+def test_logs_read_follow_prints_new_records_as_ndjson(tmp_path: Path) -> None:
+    import json
+
+    log = tmp_path / "access.log"
+    log.write_text('192.0.2.7 - - [26/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyze", "logs", "read", "--follow", "--duration", "12s", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["src_ip"] == "192.0.2.7" and first["origin"] == [f"{log}:1"]
+        with log.open("a") as fh:
+            fh.write('198.51.100.9 - - [26/Nov/2026:10:00:05 +0000] "POST /x HTTP/1.1" 403 0 "-" "curl/8"\n')
+        second = json.loads(proc.stdout.readline())
+        assert (second["src_ip"], second["http_status"]) == ("198.51.100.9", 403)
+        assert second["origin"] == [f"{log}:2"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
