@@ -17,15 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = ROOT / "tests" / "fuzz_regressions"
 TARGETS = ("capture_fast", "capture_scapy", "inventory", "logs")
 
-_BAD_JSON_PATH = (
-    "analyze/sources/weblog.py: a --field-map value that is not a valid JSON path reaches "
-    "polars' str.json_path_match and escapes as ComputeError at collect; parse_field_map "
-    "(or scan) should raise UsageError naming --field-map"
-)
-KNOWN: dict[str, str] = {
-    "logs/jsonlog_field_map_bad_json_path.bin": _BAD_JSON_PATH,  # as the fuzzer found it
-    "logs/jsonlog_field_map_unclosed_bracket.bin": _BAD_JSON_PATH,  # src_ip=a[
-}
+KNOWN: dict[str, str] = {}
 """``<target>/<file>`` -> why it still fails (the module it needs fixing in)."""
 
 

@@ -383,7 +383,12 @@ def parse_field_map(text: str | None) -> dict[str, tuple[str, ...]]:
                 f"--field-map: bad pair {pair.strip()!r}; use KEY=json.path with KEY one of "
                 + ", ".join(_MAP_KEYS)
             )
-        mapping[_MAP_KEYS[key]] = (value.strip(),)
+        path = value.strip()
+        try:  # polars would only complain at collect time, as a ComputeError
+            pl.Series(["{}"]).str.json_path_match(_json_path(path))
+        except pl.exceptions.PolarsError:
+            raise UsageError(f"--field-map: {path!r} (for {key}) is not a JSON path") from None
+        mapping[_MAP_KEYS[key]] = (path,)
     return mapping
 
 

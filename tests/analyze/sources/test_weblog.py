@@ -170,3 +170,12 @@ def test_field_map_errors_name_the_pair() -> None:
 def test_observer_option() -> None:
     records, _ = run("apache_common.log", observer="web7")
     assert records["observer"].to_list() == ["web7", "web7"]
+
+
+@pytest.mark.parametrize("bad", ["src_ip=a[", "ts=$..[?(@"])
+def test_field_map_with_a_broken_json_path_is_a_usage_error(bad: str) -> None:
+    from analyze.sources.weblog import parse_field_map
+    from capture.errors import UsageError
+
+    with pytest.raises(UsageError, match="--field-map: .* is not a JSON path"):
+        parse_field_map(bad)
