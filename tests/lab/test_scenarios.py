@@ -86,15 +86,22 @@ time.sleep(1.0)
 for s in socks:
     s.close()
 time.sleep(0.3)
-ok = 0
+ok = retried = 0
 for _ in range(sequential):  # one after another: the block's ports come round again
-    s = socket.create_connection((dest, 80), timeout=3)
-    s.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
-    while s.recv(4096):
-        pass
-    s.close()
-    ok += 1
-print(held, ok)
+    for attempt in range(3):
+        # A reused port can meet the previous connection's TIME_WAIT (at the edge's NAT or
+        # the destination): the SYN is retransmitted or answered with a RST. Retry, bounded.
+        try:
+            s = socket.create_connection((dest, 80), timeout=8)
+            s.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+            while s.recv(4096):
+                pass
+            s.close()
+            ok += 1
+            break
+        except OSError:
+            retried += 1
+print(held, ok, retried)
 """
 
 
@@ -113,7 +120,7 @@ def _traffic(lab: Lab, vm: str) -> dict[str, Any]:
     out: dict[str, Any] = {"ssh": ssh.returncode, "http": web.status, "ips": lab.seen_ips(vm)}
     if vm == "outvm":
         done = lab.run_in(lab.ns_of(vm), [sys.executable, "-c", _BURST, lab.topology.dest_ip,
-                                          str(BURST_HELD), str(BURST_SEQUENTIAL)], timeout=30)  # fmt: skip
+                                          str(BURST_HELD), str(BURST_SEQUENTIAL)], timeout=90)  # fmt: skip
         out["burst"] = done.stdout.split()
         out["burst_err"] = done.stderr
     return out
@@ -202,7 +209,7 @@ def test_every_scenario_with_egress_arrives_and_the_nat_rules_only_one_does_not(
     seen = run["seen"]
     for vm in ARRIVING:
         assert seen[vm]["ssh"] == 0 and seen[vm]["http"] == 200, (vm, seen[vm])
-    assert seen["outvm"]["burst"] == [str(BURST_HELD), str(BURST_SEQUENTIAL)], seen["outvm"]["burst_err"]
+    assert seen["outvm"]["burst"][:2] == [str(BURST_HELD), str(BURST_SEQUENTIAL)], seen["outvm"]["burst_err"]
     # Standard LB with NAT rules only: the VM tried (the edge counted its packets), nothing came.
     assert seen["novm"]["ssh"] != 0 and seen["novm"]["http"] == 0 and not seen["novm"]["ips"]
     assert run["dropped"] > 0
@@ -270,11 +277,12 @@ def test_both_backends_see_the_same_connections(run: dict[str, Any]) -> None:
     assert scapy == tshark
     completed = [k for k in scapy if k[5] == "closed"]
     assert len(completed) == 2 * len(ARRIVING) + BURST_HELD + BURST_SEQUENTIAL
-    # A SYN on a reused port can meet the destination's TIME_WAIT socket of the previous
-    # connection (RST, then the client's retry gets through): real exhaustion symptoms, and
-    # only ever from the burst's 8-port block.
+    # A SYN on a reused port can meet the previous connection's TIME_WAIT (a RST, or a SYN
+    # that goes unanswered until a retry): real exhaustion symptoms, and only ever from the
+    # burst's 8-port block.
     others = [k for k in scapy if k[5] != "closed"]
-    assert all(k[0] == run["seen"]["outvm"]["ips"][0] and k[5] == "reset" for k in others), others
+    outvm = run["seen"]["outvm"]["ips"][0]
+    assert all(k[0] == outvm and k[5] in ("reset", "rejected", "attempt") for k in others), others
 
 
 def test_watch_prints_each_connection_classified_and_the_findings(run: dict[str, Any]) -> None:
