@@ -141,8 +141,11 @@ def iter_packets(
                 ah = ip6.getlayer(AH)
                 if transport is None and ah is not None and ah.nh in (TCP, UDP):
                     # scapy leaves what follows an AH header undissected
-                    ah.payload = (ScapyTCP if ah.nh == TCP else ScapyUDP)(bytes(ah.payload))
-                    transport = ah.payload
+                    inner = _dissect(ScapyTCP if ah.nh == TCP else ScapyUDP, bytes(ah.payload))
+                    if inner is None:
+                        stats.malformed += 1
+                        continue
+                    ah.payload = transport = inner
                 if transport is None:
                     # the protocol after the extension headers, not the first next header
                     proto = ip6.nh

@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = ROOT / "tests" / "fuzz_regressions"
 TARGETS = ("capture_fast", "capture_scapy", "inventory", "logs")
 
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "logs/nsgflow_bare_number.bin": (
+        "analyze/sources/flowlog.py: --type nsgflow on a file holding just '5' (JSON that is "
+        "not an object) escapes as polars ComputeError 'error deserializing value ... as "
+        "struct' at collect instead of an InputError naming the file"
+    ),
+}
 """``<target>/<file>`` -> why it still fails (the module it needs fixing in)."""
 
 
