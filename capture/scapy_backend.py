@@ -76,7 +76,9 @@ def iter_packets(
             data, meta = item
             if isinstance(reader, RawPcapNgReader):
                 linktype = meta.linktype
-                ts_ns = ((meta.tshigh << 32) | meta.tslow) * 1_000_000_000 // meta.tsresol
+                # A Simple Packet Block has no time (None): 0, as the fast path gives it.
+                ticks = ((meta.tshigh or 0) << 32) | (meta.tslow or 0)
+                ts_ns = ticks * 1_000_000_000 // meta.tsresol
             else:
                 linktype = reader.linktype
                 ts_ns = meta.sec * 1_000_000_000 + meta.usec * (1 if reader.nano else 1_000)
