@@ -17,16 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REGRESSIONS = ROOT / "tests" / "fuzz_regressions"
 TARGETS = ("capture_fast", "capture_scapy", "inventory", "logs")
 
-_FLOWLOG_SHAPE = (
-    "analyze/sources/flowlog.py: JSON of the wrong shape (a bare number, a list, a string, "
-    "or {\"records\": 5}; --type nsgflow or vnetflow) escapes as polars ComputeError "
-    "'error deserializing value ... as struct' at collect instead of an InputError naming "
-    "the file"
-)
-KNOWN: dict[str, str] = {
-    "logs/nsgflow_bare_number.bin": _FLOWLOG_SHAPE,  # as the fuzzer found it: '5'
-    "logs/nsgflow_records_not_a_list.bin": _FLOWLOG_SHAPE,
-}
+KNOWN: dict[str, str] = {}
 """``<target>/<file>`` -> why it still fails (the module it needs fixing in)."""
 
 

@@ -140,11 +140,21 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
     # not an exception in the middle of the lazy plan.
     text = "\n".join(lines.select("line").collect().to_series().to_list())
     try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        notes.append(f"{path}: not a flow log JSON document (line {exc.lineno}: {exc.msg})")
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("records"), list):
+            raise ValueError("expected an object with a \"records\" list")
+        # Decoded now, not in the lazy plan: a document of the wrong shape is a reject
+        # here rather than a ComputeError when the records are collected.
+        doc = pl.DataFrame({"text": [text]}).select(
+            doc=pl.col("text").str.json_decode(DOCUMENT)
+        ).lazy()
+    except (json.JSONDecodeError, ValueError, pl.exceptions.PolarsError) as exc:
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else (
+            str(exc).splitlines()[0][:120]
+        )  # fmt: skip
+        notes.append(f"{path}: not a flow log JSON document ({where})")
         bad = pl.LazyFrame(
-            {"source": [str(path)], "lineno": [exc.lineno], "line": [clip(text, 200)]},
+            {"source": [str(path)], "lineno": [getattr(exc, "lineno", 1)], "line": [clip(text, 200)]},
             schema=REJECTS_SCHEMA,
         )
         return Scan(
@@ -152,7 +162,6 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
             rejects=bad,
             skipped=_none_skipped(path),
         ), notes
-    doc = pl.LazyFrame({"text": [text]}).select(doc=pl.col("text").str.json_decode(DOCUMENT))
     tuples = _tuples(doc).with_columns(
         source=pl.lit(str(path)),
         _t=pl.col("tuple").str.extract_groups(_TUPLE_RE),

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_schema_equal
 
 from analyze.sources import flowlog
@@ -78,3 +79,16 @@ def test_bad_tuples_are_rejects_and_broken_json_is_a_note(tmp_path: Path) -> Non
     records, rejects, notes = run(broken)
     assert records.height == 0 and rejects.height == 1
     assert any("not a flow log JSON document" in n for n in notes)
+
+
+@pytest.mark.parametrize("doc", ["5", "[]", '{"records": 5}', '"x"', '{"records": [{"properties": 5}]}'])
+def test_json_of_the_wrong_shape_is_one_reject_not_a_crash(tmp_path: Path, doc: str) -> None:
+    from analyze.sources import flowlog
+
+    blob = tmp_path / "PT1H.json"
+    blob.write_text(doc)
+    scan = flowlog.scan([blob])
+    records, rejects = pl.collect_all([scan.records, scan.rejects])
+    assert records.height == 0
+    assert rejects.height == 1 and rejects["source"].to_list() == [str(blob)]
+    assert any("not a flow log JSON document" in n for n in scan.notes)
