@@ -68,8 +68,9 @@ ADDRESS_COLUMNS: Final = pl.Schema(
         # The inventory resource holding the address: "mylb/LoadBalancerFrontEnd",
         # "vm1-nic/ipconfig1", "ngw1", "vnet1/app", a known range's name; null otherwise.
         "resource": pl.String(),
-        # VMs whose predicted egress produces this address (for `private`: the VMs owning
-        # it; for `default_snat`: the VMs predicted default SNAT, region-matched when known).
+        # VMs whose predicted egress produces this address (for `private`: the VM whose
+        # ipconfig address it is, none for the rest of a subnet / VNet; for `default_snat`:
+        # the VMs predicted default SNAT, region-matched when regions are known).
         "candidate_vms": pl.List(pl.String()),
         # Most specific Service Tag holding the address (any class); null if none.
         "service_tag": pl.String(),
@@ -508,7 +509,8 @@ def _columns(rows: list[dict[str, Any]], schema: pl.Schema) -> pl.DataFrame:
     lists = [name for name, dtype in schema.items() if dtype == pl.List(pl.String())]
     plain = {name: [r[name] for r in rows] for name in schema.names() if name not in lists}
     joined = {name: [_SEP.join(r[name]) for r in rows] for name in lists}
-    return pl.DataFrame({**plain, **joined}, schema_overrides={n: schema[n] for n in plain}).select(
+    overrides = {n: schema[n] for n in plain} | {n: pl.String() for n in lists}
+    return pl.DataFrame({**plain, **joined}, schema_overrides=overrides).select(
         pl.col(name).str.split(_SEP).list.filter(pl.element() != "") if name in lists else pl.col(name)
         for name in schema.names()
     )
