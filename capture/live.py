@@ -35,8 +35,10 @@ from capture.output import atomic_write_parquet
 from capture.packets import PAYLOAD_HEAD, DecodeStats, PacketRecord, ip_text
 from capture.pcapfile import Chunk
 
-BATCH: Final = 512
+BATCH: Final = 4096
 """Frames decoded together (or fewer when the wire is quiet)."""
+RCVBUF: Final = 64 << 20
+"""Socket receive buffer asked for (bytes)."""
 POLL_S: Final = 0.2
 IDLE_S: Final = 900
 """A connection with no packet for this long is written as over and forgotten."""
@@ -96,6 +98,13 @@ class ScapySource:
         except OSError as exc:
             raise InterfaceError(f"cannot capture on {iface}: {exc.strerror or exc}") from exc
         self._fd = self._sock.ins.fileno()
+        # A large receive buffer absorbs the moments this thread is busy decoding (the
+        # default, net.core.rmem_default, holds only a few hundred small packets).
+        try:
+            self._sock.ins.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (root)
+        except OSError:
+            self._sock.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        self._sock.ins.setblocking(False)
         from scapy.arch.linux import get_last_packet_timestamp
 
         self._last_ts = get_last_packet_timestamp
@@ -103,15 +112,20 @@ class ScapySource:
     def frames(self, timeout: float) -> list[Frame]:
         out: list[Frame] = []
         ready, _, _ = select.select([self._fd], [], [], timeout)
-        while ready and len(out) < BATCH:
-            data, sa_ll, ts = self._sock._recv_raw(self._sock.ins, 65535)
+        if not ready:
+            return out
+        # Drain what the kernel holds (non-blocking) rather than one select() per packet.
+        while len(out) < BATCH:
+            try:
+                data, sa_ll, ts = self._sock._recv_raw(self._sock.ins, 65535)
+            except (BlockingIOError, InterruptedError):
+                break
             # On loopback every packet is seen leaving and arriving: keep one copy, as
             # libpcap does.  Elsewhere outgoing packets are the host's replies: keep them.
             if data is not None and not (self._loopback and sa_ll[2] == socket.PACKET_OUTGOING):
                 if ts is None:  # no ancillary timestamp: ask the kernel (SIOCGSTAMP)
                     ts = self._last_ts(self._sock.ins)
                 out.append((int(round(ts * 1e6)) * 1000, data, len(data)))
-            ready, _, _ = select.select([self._fd], [], [], 0)
         return out
 
     def kernel_counts(self) -> tuple[int, int] | None:
