@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from capture.cli import capture as capture_group
-from capture.cli import CliError, fail_cleanly, format_option, output_option  # noqa: F401
+from capture.cli import CliError, fail_cleanly, force_option, format_option, output_option  # noqa: F401
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="egresslens")
@@ -77,6 +77,7 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
 )  # fmt: skip
 @click.option("-o", "--output", "out", default=None, metavar="OUT",
               help="Output file (format from its extension), or '-' for stdout.")  # fmt: skip
+@force_option
 @fail_cleanly
 def predict_cmd(
     sources: tuple[str, ...],
@@ -174,6 +175,7 @@ def logs_group() -> None:
 @click.option("--duration", default=None, hidden=True, help="With --follow: stop after this long.")
 @format_option
 @output_option
+@force_option
 @fail_cleanly
 def logs_read_cmd(
     files: tuple[str, ...],
@@ -228,6 +230,9 @@ def logs_read_cmd(
     try:
         if sink_to is not None:
             # Stream straight to Parquet: memory stays bounded whatever the input size.
+            from capture.output import check_overwrite
+
+            check_overwrite(sink_to)
             tmp = sink_to.with_name(f".{sink_to.name}.partial")
             sink = result.records.sink_parquet(tmp, lazy=True)
             _, rejects, skipped = pl.collect_all([sink, result.rejects, result.skipped])
@@ -328,6 +333,7 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
+@force_option
 @fail_cleanly
 def analyze_cmd(
     evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
@@ -357,6 +363,7 @@ def analyze_cmd(
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
               default=None, help="Report format (default: table).")
 @output_option
+@force_option
 @fail_cleanly
 def demo(fmt: str | None, out: str | None) -> None:
     """Analyze the bundled sample in pcaps/demo/: the article's load balancer story."""

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from capture.errors import EgresslensError
-from capture.output import FORMATS, TABLE_COLUMNS, write
+from capture.output import FORMATS, TABLE_COLUMNS, overwriting, write
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,19 @@ output_option = click.option(
     "-o", "--output", "out", default=None, metavar="OUT",
     help="Output file, '-' for stdout, or DIR/ for a records folder.",
 )  # fmt: skip
+
+
+def force_option(func: F) -> F:
+    """``--force``: let the command replace existing output files (refused otherwise)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, force: bool = False, **kwargs: Any) -> Any:
+        with overwriting(force):
+            return func(*args, **kwargs)
+
+    return click.option(  # type: ignore[no-any-return]
+        "--force", is_flag=True, help="Overwrite existing output files."
+    )(wrapper)
 
 
 def note(message: str) -> None:
@@ -85,6 +98,7 @@ def capture() -> None:
 )  # fmt: skip
 @click.option("--ports", default=None, help="Only connections to/from these ports (22,80,443).")
 @click.option("--bpf", default=None, help="Only packets matching this BPF (tcpdump) filter.")
+@force_option
 @fail_cleanly
 def read_cmd(
     files: tuple[str, ...],

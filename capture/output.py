@@ -14,7 +14,9 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -102,8 +104,32 @@ def render_table(df: pl.DataFrame, columns: Sequence[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_FORCE: ContextVar[bool] = ContextVar("egresslens_force", default=False)
+
+
+@contextmanager
+def overwriting(force: bool) -> Iterator[None]:
+    """Within this block, outputs may replace existing files only when ``force``."""
+    token = _FORCE.set(force)
+    try:
+        yield
+    finally:
+        _FORCE.reset(token)
+
+
+def check_overwrite(path: Path) -> None:
+    """Refuse to replace an existing output unless ``--force`` was given.
+
+    Raises:
+        UsageError: ``path`` exists.
+    """
+    if path.exists() and not _FORCE.get():
+        raise UsageError(f"{path}: exists; use --force to overwrite it")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder + rename."""
+    check_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -117,6 +143,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
     """Write ``df`` as Parquet to ``path`` atomically."""
+    check_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -70,3 +70,20 @@ def test_analyze_on_the_recorded_sample_gives_its_expected_json(monkeypatch) -> 
                     "--allowlist", "web-app", "--format", "json", "webapp-vm.pcap", "auth.log", "access.log")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == json.loads((DEMO / "expected.json").read_text())
+
+
+def test_every_writer_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    for ext, args in (
+        ("html", ["analyze", *INV, *EVIDENCE]),
+        ("json", ["predict", "--inventory", str(ROOT / "pcaps/inventory/article.yaml")]),
+        ("parquet", ["logs", "read", str(DEMO / "auth.log")]),
+        ("csv", ["logs", "read", str(DEMO / "access.log")]),
+        ("json", ["demo"]),
+    ):
+        out = tmp_path / f"out.{ext}"
+        out.write_text("precious")
+        refused = invoke(*args, "-o", str(out))
+        assert refused.exit_code == 2 and "exists; use --force" in refused.stderr, args
+        assert out.read_text() == "precious"
+        assert invoke(*args, "-o", str(out), "--force").exit_code == 0, args
+        assert out.stat().st_size > 0 and out.read_bytes() != b"precious"

@@ -107,3 +107,13 @@ def test_bad_ports_are_usage_errors(ports: str) -> None:
 def test_observer_option() -> None:
     result = run("capture", "read", SAMPLE, "--observer", "web1", "--format", "json")
     assert {r["observer"] for r in json.loads(result.stdout)} == {"web1"}
+
+
+def test_existing_output_is_not_overwritten_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "x.json"
+    out.write_text("precious")
+    refused = run("capture", "read", SAMPLE, "-o", str(out))
+    assert refused.exit_code == 2 and "exists; use --force" in refused.stderr
+    assert out.read_text() == "precious"
+    assert run("capture", "read", SAMPLE, "-o", str(out), "--force").exit_code == 0
+    assert len(json.loads(out.read_text())) == 3
