@@ -382,13 +382,18 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def _left(lab: Lab) -> set[str]:
+    """Namespaces of ``lab`` still there (only its own: other runs may come and go meanwhile)."""
+    return {ns for ns in _netns() if ns.startswith(f"{lab.prefix}-")}
+
+
 @pytest.mark.root
 def test_teardown_leaves_no_namespace_process_or_file_behind() -> None:
     lab_or_skip()
-    before = _netns()
     lab = Lab(SMALL)
     with lab:
-        assert set(lab.namespaces) <= _netns()
+        names = set(lab.namespaces)
+        assert names <= _netns()
         assert lab.ssh_from("vm").returncode == 0
         assert lab.services is not None
         pids = list(lab.services.pids.values())
@@ -396,7 +401,8 @@ def test_teardown_leaves_no_namespace_process_or_file_behind() -> None:
         workdir = lab.workdir
         # A process left running in a source namespace must not keep it alive either.
         leftover = subprocess.Popen(["ip", "netns", "exec", lab.ns_of("vm"), "sleep", "30"])
-    assert _netns() == before
+    # Only this lab's namespaces: other runs on the machine may add and remove their own.
+    assert not names & _netns() and not _left(lab)
     assert not any(_alive(pid) for pid in pids)
     assert leftover.wait(5) == -signal.SIGKILL
     assert not workdir.exists()
@@ -407,29 +413,27 @@ def test_teardown_leaves_no_namespace_process_or_file_behind() -> None:
 @pytest.mark.root
 def test_teardown_runs_when_the_test_body_fails() -> None:
     lab_or_skip()
-    before = _netns()
-    with pytest.raises(RuntimeError, match="boom"), Lab(SMALL, services=False) as lab:
+    lab = Lab(SMALL, services=False)
+    with pytest.raises(RuntimeError, match="boom"), lab:
         assert lab.run_in(lab.ns_of("vm"), ["true"]).returncode == 0
         raise RuntimeError("boom")
-    assert _netns() == before
+    assert not _left(lab)
 
 
 @pytest.mark.root
 def test_a_half_built_lab_is_torn_down(monkeypatch: pytest.MonkeyPatch) -> None:
     lab_or_skip()
-    before = _netns()
     lab = Lab(SMALL, services=False)
     # Fail half-way through the build: after the namespaces and links, at the nftables step.
     monkeypatch.setattr(lab_module, "nft_ruleset", lambda plans: "this is not nft\n")
     with pytest.raises(LabError, match="nft"), lab:
         pass
-    assert _netns() == before
+    assert not _left(lab)
 
 
 @pytest.mark.root
 def test_sweep_removes_only_labs_whose_owner_died() -> None:
     lab_or_skip()
-    before = _netns()
     with Lab(SMALL, services=False) as lab:
         owner = Path(tempfile.gettempdir()) / f"{lab.prefix}.owner"
         assert sweep_stale(only={lab.prefix}) == []  # its owner (this process) still runs
@@ -438,7 +442,7 @@ def test_sweep_removes_only_labs_whose_owner_died() -> None:
         assert sorted(sweep_stale(only={lab.prefix})) == sorted(lab.namespaces)
         assert not owner.exists() and not lab.workdir.exists()
     # close() after a sweep finds nothing left to do, and says nothing.
-    assert _netns() == before
+    assert not _left(lab)
 
 
 @pytest.mark.root
