@@ -11,6 +11,7 @@ small batches by the same vectorized decoder as saved captures and accounted in 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import pwd
 import select
@@ -98,6 +99,7 @@ class ScapySource:
         except OSError as exc:
             raise InterfaceError(f"cannot capture on {iface}: {exc.strerror or exc}") from exc
         self._fd = self._sock.ins.fileno()
+        self.down = False
         # A large receive buffer absorbs the moments this thread is busy decoding (the
         # default, net.core.rmem_default, holds only a few hundred small packets).
         try:
@@ -120,6 +122,18 @@ class ScapySource:
                 data, sa_ll, ts = self._sock._recv_raw(self._sock.ins, 65535)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError as exc:
+                if exc.errno != errno.ENETDOWN:
+                    raise
+                # The interface went down: say so once and keep the socket; packets come
+                # again when it is back up (as tcpdump does on Linux).
+                if not self.down:
+                    print(f"egresslens: {self.name} is down; waiting for it to come back", file=sys.stderr)
+                self.down = True
+                break
+            if self.down:
+                print(f"egresslens: {self.name} is up again", file=sys.stderr)
+                self.down = False
             # On loopback every packet is seen leaving and arriving: keep one copy, as
             # libpcap does.  Elsewhere outgoing packets are the host's replies: keep them.
             if data is not None and not (self._loopback and sa_ll[2] == socket.PACKET_OUTGOING):
