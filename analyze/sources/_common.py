@@ -36,6 +36,10 @@ several times slower.
 """
 
 _CHUNK: Final = 1 << 24
+MAX_LINE: Final = 1 << 20
+"""Longest line kept whole (bytes); longer ones are cut here, become rejects and a note,
+so a hostile 1 GB line costs neither its size in memory nor a crash."""
+_WINDOW: Final = MAX_LINE // 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,11 +135,24 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def _plain_is_utf8(path: Path) -> bool:
-    """True when the file decodes as UTF-8 (checked in large chunks, ASCII fast path)."""
+def _has_long_line(chunk: bytes) -> bool:
+    """Whether ``chunk`` holds a stretch of ``_WINDOW`` bytes without a newline.
+
+    Looks once per ``_WINDOW`` bytes for the next newline (a few hundred bytes away in a
+    real log), so it costs almost nothing; every line of ``MAX_LINE`` bytes or more covers
+    one of the windows it checks.
+    """
+    return any(chunk.find(b"\n", p, p + _WINDOW) < 0 for p in range(0, len(chunk) - _WINDOW + 1, _WINDOW))
+
+
+def _plain_is_readable(path: Path) -> bool:
+    """True when the file decodes as UTF-8 and has no line near ``MAX_LINE`` bytes long
+    (checked in large chunks, ASCII fast path)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
+            if _has_long_line(chunk):
+                return False
             if chunk.isascii():
                 continue
             try:
@@ -149,6 +166,35 @@ def _plain_is_utf8(path: Path) -> bool:
     return True
 
 
+class _LineCutter:
+    """Streams text through, cutting every line to ``MAX_LINE`` characters."""
+
+    def __init__(self) -> None:
+        self.run = 0  # characters of the current line written so far
+        self.lineno = 1
+        self.cut: list[int] = []
+
+    def __call__(self, text: str) -> str:
+        if self.run + len(text) <= MAX_LINE and "\n" not in text:
+            self.run += len(text)
+            return text
+        out = []
+        for i, piece in enumerate(text.split("\n")):
+            if i:
+                out.append("\n")
+                self.lineno += 1
+                self.run = 0
+            room = MAX_LINE - self.run
+            if len(piece) > room:
+                if room > 0 or not self.cut or self.cut[-1] != self.lineno:
+                    if not self.cut or self.cut[-1] != self.lineno:
+                        self.cut.append(self.lineno)
+                piece = piece[: max(room, 0)]
+            self.run += len(piece)
+            out.append(piece)
+        return "".join(out)
+
+
 def _repair(path: Path, gz: bool) -> tuple[Path, list[str]]:
     """Stream ``path`` (gzip or not) into a UTF-8 copy; undecodable bytes become ``\\xNN``.
 
@@ -159,18 +205,25 @@ def _repair(path: Path, gz: bool) -> tuple[Path, list[str]]:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
     bad = False
     opener = gzip.open if gz else open
+    cutter = _LineCutter()
     with opener(path, "rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
         try:
             # read1: a gzip stream cut short still yields what came before the cut.
             while chunk := (src.read1(1 << 18) if gz else src.read(_CHUNK)):
                 text = decoder.decode(chunk)
                 bad = bad or "\\x" in text and not chunk.isascii()
-                dst.write(text)
+                dst.write(cutter(text))
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
             notes.append(f"{path}: gzip stream cut short ({exc}); read the lines before the cut")
-        dst.write(decoder.decode(b"", final=True))
+        dst.write(cutter(decoder.decode(b"", final=True)))
     if bad:
         notes.append(f"{path}: not valid UTF-8; undecodable bytes kept as \\xNN escapes")
+    if cutter.cut:
+        shown = ", ".join(str(n) for n in cutter.cut[:5]) + (" ..." if len(cutter.cut) > 5 else "")
+        notes.append(
+            f"{path}: {len(cutter.cut):,} line(s) longer than {MAX_LINE:,} bytes cut to that length "
+            f"(line {shown})"
+        )
     return target, notes
 
 
@@ -186,7 +239,7 @@ def scan_lines(path: Path) -> tuple[pl.LazyFrame, list[str]]:
     """
     try:
         gz = _is_gzip(path)
-        if gz or not _plain_is_utf8(path):
+        if gz or not _plain_is_readable(path):
             readable, notes = _repair(path, gz)
         else:
             readable, notes = path, []
@@ -204,12 +257,16 @@ def head_lines(path: Path, n: int = 20) -> list[str]:
         opener = gzip.open if _is_gzip(path) else open
         out: list[str] = []
         with opener(path, "rb") as fh:
-            for raw in fh:
+            while len(out) < n:
+                raw = fh.readline(4096)  # bounded: a hostile line is not read whole
+                if not raw:
+                    break
+                if not raw.endswith(b"\n"):  # skip the rest of a long line
+                    while (more := fh.readline(1 << 16)) and not more.endswith(b"\n"):
+                        pass
                 text = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if text.strip():
-                    out.append(text[:4096])
-                if len(out) >= n:
-                    break
+                    out.append(text)
         return out
     except (EOFError, zlib.error, gzip.BadGzipFile):
         return out

@@ -50,3 +50,29 @@ def test_header_field_follows_the_last_header() -> None:
         a=_common.header_field(pl.col("names"), pl.col("values"), "a")
     )
     assert got.collect()["a"].to_list() == ["1", "4", None]  # "5" has no second column
+
+
+def test_a_huge_line_is_cut_with_a_note_and_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "access.log"
+    ok = '192.0.2.1 - - [26/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+    with log.open("w") as fh:
+        fh.write(ok)
+        for _ in range(256):  # a 256 MB line, written 1 MB at a time
+            fh.write("x" * (1 << 20))
+        fh.write("\n" + ok.replace("192.0.2.1", "192.0.2.2"))
+    # VmHWM is the child's own peak (ru_maxrss would carry this process's across exec).
+    code = (
+        "import polars as pl\n"
+        "from analyze.sources import read_logs\n"
+        f"r = read_logs([{str(log)!r}])\n"
+        "recs, rej = pl.collect_all([r.records, r.rejects])\n"
+        "print(recs.height, rej.height, [n for n in r.notes if 'cut to that length' in n])\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    counts, peak_kb = done.stdout.strip().splitlines()
+    assert counts.startswith("2 1 [") and "line 2" in counts
+    assert int(peak_kb) < 250 * 1024, f"peak RSS {int(peak_kb) // 1024} MB for a 256 MB line"
