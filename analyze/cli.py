@@ -224,8 +224,10 @@ def logs_read_cmd(
     if size > 100_000_000:
         note(f"reading {size / 1e6:,.0f} MB in {len(files)} file(s) ...")
     sink_to = None
+    from capture.output import is_special
+
     if out and out != "-" and not out.endswith(os.sep) and not Path(out).is_dir():
-        if guess_format(out, fmt) == "parquet":  # type: ignore[arg-type]
+        if guess_format(out, fmt) == "parquet" and not is_special(Path(out)):  # type: ignore[arg-type]
             sink_to = Path(out)
     try:
         if sink_to is not None:

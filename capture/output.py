@@ -117,18 +117,35 @@ def overwriting(force: bool) -> Iterator[None]:
         _FORCE.reset(token)
 
 
+def is_special(path: Path) -> bool:
+    """A device, FIFO or socket (``/dev/null``, ``/dev/stdout``, a named pipe): written to
+    in place, never replaced by a renamed file."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
 def check_overwrite(path: Path) -> None:
-    """Refuse to replace an existing output unless ``--force`` was given.
+    """Refuse to replace an existing output file unless ``--force`` was given.
 
     Raises:
-        UsageError: ``path`` exists.
+        UsageError: ``path`` is an existing regular file.
     """
-    if path.exists() and not _FORCE.get():
+    if path.exists() and not is_special(path) and not _FORCE.get():
         raise UsageError(f"{path}: exists; use --force to overwrite it")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder + rename
+    (a device or pipe such as ``/dev/null`` is written in place)."""
+    if is_special(path):
+        with path.open("wb") as fh:
+            fh.write(data)
+        return
     check_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -142,7 +159,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_parquet(df: pl.DataFrame, path: Path) -> None:
-    """Write ``df`` as Parquet to ``path`` atomically."""
+    """Write ``df`` as Parquet to ``path`` atomically (a device or pipe in place)."""
+    if is_special(path):
+        with path.open("wb") as fh:
+            df.write_parquet(fh)
+        return
     check_overwrite(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -66,3 +66,25 @@ def test_stdout_target() -> None:
 def test_unknown_format_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown format"):
         format_bytes(frame(), "xml", None)  # type: ignore[arg-type]
+
+
+def test_devices_and_pipes_are_written_in_place_not_replaced(tmp_path: Path) -> None:
+    # A FIFO stands in for /dev/null or /dev/stdout: a rename over it would replace the
+    # node with a regular file (as once happened to this machine's /dev/null).
+    import os
+    import stat
+    import threading
+
+    from capture.output import atomic_write_bytes, atomic_write_parquet
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    for write_it in (lambda: atomic_write_bytes(fifo, b"hello"), lambda: atomic_write_parquet(frame(), fifo)):
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+        reader.start()
+        write_it()
+        reader.join(timeout=10)
+        assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got[0] == b"hello" and got[1].startswith(b"PAR1")
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
