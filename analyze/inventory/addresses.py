@@ -57,9 +57,11 @@ def address_rows(inv: Inventory) -> pl.DataFrame:
     for ipc in inv.ipconfigs.values():
         if ipc.public_ip_id:
             vm = vm_of_ipc.get(ipc.id)
+            # Named by the public IP, as predict names it: one vocabulary in every output.
             owners[ipc.public_ip_id] = (
                 "instance_public_ip", None, "nic",
-                f"{inv.name_of(ipc.nic_id)}/{ipc.name}", ipc.id, [vm] if vm else [],
+                inv.name_of(ipc.public_ip_id) or f"{inv.name_of(ipc.nic_id)}/{ipc.name}",
+                ipc.id, [vm] if vm else [],
             )  # fmt: skip
     for ngw in inv.nat_gateways.values():
         vms = sorted({v for s in ngw.subnet_ids for v in subnet_vms[s]})

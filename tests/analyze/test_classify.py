@@ -50,7 +50,7 @@ CASES = [
     # Test2VM is in mylb's pool but predicted default SNAT: nobody is predicted to use it.
     ("40.125.161.55", "lb_frontend", None, "mylb/LoadBalancerFrontEnd", [], "strong", "global",
      "AzureCloud.chinanorth2"),
-    ("42.159.94.123", "instance_public_ip", None, "lbvm-nic/ipconfig1", ["lbvm"], "strong", "global", "AzureCloud"),
+    ("42.159.94.123", "instance_public_ip", None, "lbvm-pip", ["lbvm"], "strong", "global", "AzureCloud"),
     ("20.0.0.10", "nat_gateway", None, "ngw1", ["vm_nat"], "strong", "global", "AzureCloud"),
     ("20.0.2.3", "nat_gateway", None, "ngw1", ["vm_nat"], "strong", "global", "AzureCloud"),
     ("20.0.2.4", "default_snat", None, None, ["Test2VM"], "weak", "global", "AzureCloud"),

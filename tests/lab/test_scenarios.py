@@ -62,8 +62,8 @@ EXPECTED = {
     "ngwpipvm": ("nat_gateway", None, "scngw"),
 }
 """Per VM: class, via and resource, predicted and observed alike."""
-OBSERVED_RESOURCE = {**{vm: r for vm, (_, _, r) in EXPECTED.items()}, "pipvm": "pipvm-nic/ipconfig1"}
-"""What analyze names: an instance public IP by the ipconfig that holds it, not the PIP."""
+OBSERVED_RESOURCE = {vm: r for vm, (_, _, r) in EXPECTED.items()}
+"""What analyze names: the same resources as predict (an instance public IP by its name)."""
 PREDICTED_CONFIDENCE = {vm: "empirical" if vm == "natvm" else "documented" for vm in EXPECTED}
 """Article test 1 rests on the 2018 China test alone (docs/azure-egress.md row 11)."""
 

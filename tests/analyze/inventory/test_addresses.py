@@ -26,7 +26,7 @@ def test_article() -> None:
         ("10.0.0.4/32", "private", None, "nic", "lbvm-nic/ipconfig1", ["lbvm"]),
         ("10.0.0.5/32", "private", None, "nic", "Test2VM-nic/ipconfig1", ["Test2VM"]),
         ("40.125.161.55/32", "lb_frontend", None, "load_balancer", "mylb/LoadBalancerFrontEnd", ["Test2VM"]),
-        ("42.159.94.123/32", "instance_public_ip", None, "nic", "lbvm-nic/ipconfig1", ["lbvm"]),
+        ("42.159.94.123/32", "instance_public_ip", None, "nic", "lbvm-pip", ["lbvm"]),
     ]
 
 
