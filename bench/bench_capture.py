@@ -120,7 +120,7 @@ def check_records(capture: Path, truth: dict[str, int]) -> None:
     import polars as pl
 
     out = OUT / "out.parquet"
-    subprocess.run([*egresslens(), "capture", "read", str(capture), "-o", str(out)],
+    subprocess.run([*egresslens(), "capture", "read", str(capture), "-o", str(out), "--force"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     df = pl.read_parquet(out)
     got = {
@@ -148,7 +148,7 @@ def commands(capture: Path, with_tshark: bool) -> list[tuple[str, list[str]]]:
     f = str(capture)
     cmds = [
         ("egresslens capture read",
-         [*egresslens(), "capture", "read", f, "-o", str(OUT / "out.parquet")]),  # fmt: skip
+         [*egresslens(), "capture", "read", f, "-o", str(OUT / "out.parquet"), "--force"]),  # fmt: skip
         ("tcpdump -r -w /dev/null", ["tcpdump", "-r", f, "-w", "/dev/null"]),
     ]
     if with_tshark:

@@ -128,7 +128,7 @@ def main() -> None:
     grep_access = ["grep", "-cE", r'" [0-9]{3} ', str(access)]
     results.append(measure("grep -c", "auth.log", grep_auth, n_auth, args.runs))
     results.append(measure("egresslens", "auth.log",
-                           [egresslens, "logs", "read", str(auth), "-o", str(out / "auth.parquet")],
+                           [egresslens, "logs", "read", str(auth), "--force", "-o", str(out / "auth.parquet")],
                            n_auth, args.runs))  # fmt: skip
     filter_conf = Path("/etc/fail2ban/filter.d/sshd.conf")
     if shutil.which("fail2ban-regex") and filter_conf.exists():
@@ -141,7 +141,7 @@ def main() -> None:
 
     results.append(measure("grep -c", "access.log", grep_access, n_access, args.runs))
     results.append(measure("egresslens", "access.log",
-                           [egresslens, "logs", "read", str(access), "-o",
+                           [egresslens, "logs", "read", str(access), "--force", "-o",
                             str(out / "access.parquet")], n_access, args.runs))  # fmt: skip
     if shutil.which("goaccess"):
         n = args.goaccess_slice or n_access
