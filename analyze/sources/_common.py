@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -75,6 +75,30 @@ def concat_scans(scans: Sequence[Scan]) -> Scan:
         rejects=pl.concat([s.rejects for s in scans], how="vertical"),
         skipped=pl.concat([s.skipped for s in scans], how="vertical"),
         notes=tuple(n for s in scans for n in s.notes),
+    )
+
+
+def scan_each(
+    paths: Sequence[Path], scan_one: Callable[[Path], tuple[Scan, list[str]]]
+) -> Scan:
+    """One ``Scan`` of several files read one by one (``scan_one`` returns a file's scan and
+    its notes)."""
+    if not paths:
+        return empty_scan()
+    results = [scan_one(Path(p)) for p in paths]
+    merged = concat_scans([s for s, _ in results])
+    notes = tuple(n for _, ns in results for n in ns)
+    return Scan(records=merged.records, rejects=merged.rejects, skipped=merged.skipped, notes=notes)
+
+
+def header_skips(framed: pl.LazyFrame, path: Path) -> pl.LazyFrame:
+    """``source``, ``skipped``: the header (``is_header``) and blank lines of one file."""
+    return framed.select(
+        pl.lit(str(path)).alias("source"),
+        (pl.col("is_header") | (pl.col("line").str.strip_chars() == ""))
+        .sum()
+        .cast(pl.UInt32)
+        .alias("skipped"),
     )
 
 

@@ -23,11 +23,10 @@ import polars as pl
 from analyze.sources._common import (
     REJECTS_SCHEMA,
     Scan,
-    concat_scans,
     conform,
-    empty_scan,
     origin,
     rejects_of,
+    scan_each,
     scan_lines,
 )
 from capture.errors import clip
@@ -228,9 +227,4 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
     Raises:
         InputError: a file cannot be read.
     """
-    if not paths:
-        return empty_scan()
-    results = [_scan_one(Path(p), observer) for p in paths]
-    merged = concat_scans([s for s, _ in results])
-    notes = tuple(n for _, ns in results for n in ns)
-    return Scan(records=merged.records, rejects=merged.rejects, skipped=merged.skipped, notes=notes)
+    return scan_each(paths, lambda p: _scan_one(p, observer))

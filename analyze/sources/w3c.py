@@ -15,12 +15,12 @@ import polars as pl
 
 from analyze.sources._common import (
     Scan,
-    concat_scans,
     conform,
-    empty_scan,
     header_field,
+    header_skips,
     origin,
     rejects_of,
+    scan_each,
     scan_lines,
     with_header,
 )
@@ -79,13 +79,7 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
     scan = Scan(
         records=conform(records),
         rejects=rejects_of(parsed.filter(~pl.col("ok"))),
-        skipped=framed.select(
-            pl.lit(str(path)).alias("source"),
-            (pl.col("is_header") | (pl.col("line").str.strip_chars() == ""))
-            .sum()
-            .cast(pl.UInt32)
-            .alias("skipped"),
-        ),
+        skipped=header_skips(framed, path),
     )
     return scan, notes
 
@@ -103,9 +97,4 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
     Raises:
         InputError: a file cannot be read.
     """
-    if not paths:
-        return empty_scan()
-    results = [_scan_one(Path(p), observer) for p in paths]
-    merged = concat_scans([s for s, _ in results])
-    notes = tuple(n for _, ns in results for n in ns)
-    return Scan(records=merged.records, rejects=merged.rejects, skipped=merged.skipped, notes=notes)
+    return scan_each(paths, lambda p: _scan_one(p, observer))

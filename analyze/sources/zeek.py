@@ -19,6 +19,7 @@ from analyze.sources._common import (
     conform,
     empty_scan,
     header_field,
+    header_skips,
     lookup,
     rejects_of,
     scan_lines,
@@ -125,13 +126,7 @@ def _scan_tsv(path: Path) -> tuple[Scan, list[str]]:
     scan = Scan(
         records=conform(records),
         rejects=rejects_of(parsed.filter(~pl.col("ok"))),
-        skipped=framed.select(
-            pl.lit(str(path)).alias("source"),
-            (pl.col("is_header") | (pl.col("line").str.strip_chars() == ""))
-            .sum()
-            .cast(pl.UInt32)
-            .alias("skipped"),
-        ),
+        skipped=header_skips(framed, path),
     )
     return scan, notes
 
