@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -189,14 +188,6 @@ def _agg_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=AGG_SCHEMA, orient="row")
 
 
-def build_from_packets(packets: Iterable[PacketRecord]) -> pl.DataFrame:
-    """Aggregates of all connections in ``packets`` (see ``finalize``)."""
-    table = FlowTable()
-    for p in packets:
-        table.add(p)
-    return table.aggregates()
-
-
 # --- whole chunks at a time ---------------------------------------------------------------
 
 
@@ -214,7 +205,6 @@ class ChunkedBuilder:
         self._aggs: pl.DataFrame | None = None
         self._payloads: dict[tuple[int, bool], bytes] = {}
         self._next = 0
-        self._names: dict[int, tuple[Any, ...]] = {}
 
     def add(self, d: Decoded, buf: bytes) -> None:
         """Account a decoded chunk; ``buf`` is the chunk buffer its payload offsets point into."""
