@@ -452,7 +452,7 @@ def watch(
         threads.append(threading.Thread(target=capture_obj.run, name="egresslens-live", daemon=True))
     if logfiles:
         threads.append(threading.Thread(
-            target=follow, args=(logfiles, watcher),
+            target=follow, args=(logfiles, watcher.records),
             kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer},
             name="egresslens-follow", daemon=True,
         ))  # fmt: skip

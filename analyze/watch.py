@@ -165,25 +165,28 @@ def _re(text: str) -> str:
 
 def follow(
     files: Sequence[str],
-    watcher: Watcher,
+    emit: Callable[[pl.DataFrame], object],
     *,
     from_start: bool = False,
     stop: threading.Event,
+    duration: float | None = None,
     year: int | None = None,
     tz: str = "UTC",
     observer: str | None = None,
 ) -> None:
-    """Poll ``files`` until ``stop`` is set, feeding new records to ``watcher``."""
+    """Poll ``files`` until ``stop`` is set (or ``duration`` seconds pass), handing the
+    records of each batch of new lines to ``emit``."""
     followers = [Follower(Path(f), start_at_end=not from_start) for f in files]
-    while not stop.is_set():
+    started = time.monotonic()
+    while not stop.is_set() and (duration is None or time.monotonic() - started < duration):
         for fol in followers:
             lines = fol.poll()
             if not lines:
                 continue
             if fol.kind is None:
                 fol.kind = detect_type(fol.path) or "authlog"
-            watcher.records(parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
-                                        first_line=fol.lines_before + 1))
+            emit(parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
+                             first_line=fol.lines_before + 1))  # fmt: skip
         stop.wait(POLL_S)
 
 
@@ -206,23 +209,17 @@ def follow_records(
     old = {}
     if threading.current_thread() is threading.main_thread():
         old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    followers = [Follower(Path(f), start_at_end=False) for f in files]
-    started = time.monotonic()
     shown = 0
+
+    def count(records: pl.DataFrame) -> None:
+        nonlocal shown
+        if records.height:
+            emit(records)
+            shown += records.height
+
     try:
-        while not stop.is_set() and (duration is None or time.monotonic() - started < duration):
-            for fol in followers:
-                lines = fol.poll()
-                if not lines:
-                    continue
-                if fol.kind is None:
-                    fol.kind = detect_type(fol.path) or "authlog"
-                records = parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
-                                      first_line=fol.lines_before + 1)
-                if records.height:
-                    emit(records)
-                    shown += records.height
-            stop.wait(POLL_S)
+        follow(files, count, from_start=True, stop=stop, duration=duration, year=year, tz=tz,
+               observer=observer)  # fmt: skip
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
