@@ -38,6 +38,7 @@ from typing import Any, Final, Literal, get_args
 
 import polars as pl
 
+from analyze.inventory.addresses import address_table
 from analyze.inventory.model import Inventory
 from analyze.predict import Prediction
 from capture.schema import EGRESS_CLASS, EGRESS_VIA, SCHEMA
@@ -554,7 +555,7 @@ def _inventory_blocks(
         })  # fmt: skip
         blocks.append((block, label))
 
-    for row in inv.address_table().iter_rows(named=True):
+    for row in address_table(inv).iter_rows(named=True):
         add(row["network"], row["class"], row["via"], row["resource"] or row["public_ip"], row["vms"])
     for proxy in inv.proxies.values():
         # An inventory public IP of the proxy (App Gateway) came first and wins.

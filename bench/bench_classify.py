@@ -47,6 +47,7 @@ def child(kind: str, mode: str, records: Path, runs: int) -> None:
 
     from analyze.classify import AddressIndex, classify
     from analyze.inventory import load
+    from analyze.inventory.addresses import address_table
     from analyze.predict import predict
 
     t = time.perf_counter()
@@ -60,7 +61,7 @@ def child(kind: str, mode: str, records: Path, runs: int) -> None:
     walls = []
     index_s = 0.0
     if kind == "exact":
-        table = inv.address_table().select(
+        table = address_table(inv).select(
             pl.col("network").str.replace(r"/(32|128)$", "").alias("src_ip"), "class", "resource"
         ).unique("src_ip")
         plan = source.join(table.lazy(), on="src_ip", how="left")

@@ -22,6 +22,8 @@ from fuzz import _common
 
 with _common.instrumented():
     from analyze.inventory import load
+    from analyze.inventory.addresses import address_table
+    from analyze.inventory.servicetags import flatten
 
 NAME = "inventory"
 SEED_GLOBS = (
@@ -37,8 +39,8 @@ def one_input(data: bytes) -> None:
     with _common.expect_clean_errors(path):
         inv = load([path])
         _common.names_the_file(inv.warnings, path)
-        inv.address_table()
-        inv.service_tag_ranges()
+        address_table(inv)
+        flatten(inv.service_tags)
         inv.tables(display=True)
 
 

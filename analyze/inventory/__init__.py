@@ -8,10 +8,12 @@ Public API (used by ``analyze.predict`` and the classifier):
 * ``Inventory``: typed tables (``vms``, ``nics``, ``ipconfigs``, ``load_balancers``,
   ``frontends``, ``pools``, ``rules``, ``nat_gateways``, ``firewalls``, ``subnets``, ...),
   ``proxies``, ``allowlists``, ``known_ranges``; ``service_tags`` (a polars frame in
-  ``SERVICE_TAGS_SCHEMA``); ``service_tag_ranges()`` (IPv4 tags flattened to disjoint
-  ranges, most specific tag each, for ``join_asof``); ``address_table()`` (every owned
-  address in ``ADDRESS_SCHEMA``, with class / via / owner / attached VMs);
-  ``tags_containing(ip)``; ``allowlist(name)``; ``tables()`` (every table as a frame).
+  ``SERVICE_TAGS_SCHEMA``); ``tags_containing(ip)``; ``allowlist(name)``; ``tables()``
+  (every table as a frame).
+* ``addresses.address_table(inv)``: every owned address in ``ADDRESS_SCHEMA``, with class /
+  via / owner / attached VMs; ``servicetags.flatten(inv.service_tags)``: IPv4 tags
+  flattened to disjoint ranges, most specific tag each, for ``join_asof``.  (Functions, not
+  ``Inventory`` methods, so that ``model`` imports no other module of the package.)
 * ``load_allowlist(path)``: one allowlist file on its own.
 """
 
@@ -55,9 +57,12 @@ def load_allowlist(path: str | Path) -> Allowlist:
     Raises:
         InventoryError: the file is not exactly one allowlist.
     """
-    from analyze.inventory.allowlists import from_path
+    from capture.errors import InventoryError
 
-    return from_path(Path(path))
+    inv = load([Path(path)])
+    if len(inv.allowlists) != 1:
+        raise InventoryError(f"{path}: expected one allowlist, found {len(inv.allowlists)}")
+    return next(iter(inv.allowlists.values()))
 
 
 __all__ = [

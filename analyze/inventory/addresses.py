@@ -16,8 +16,15 @@ import polars as pl
 from analyze.inventory.model import ADDRESS_SCHEMA, Inventory
 
 
-def address_rows(inv: Inventory) -> pl.DataFrame:
-    """Build ``Inventory.address_table()`` (see there)."""
+def address_table(inv: Inventory) -> pl.DataFrame:
+    """Every address the inventory owns, for classifying observed source IPs.
+
+    One row per public IP, public IP prefix, firewall address and ipconfig private
+    address (IPv4 and IPv6), in ``ADDRESS_SCHEMA``: the address or CIDR, its integer range
+    (IPv4), the DESIGN.md class and ``via`` of its owner (``lb_frontend`` via the rule kind
+    that gives egress, ``instance_public_ip``, ``nat_gateway``, ``firewall``, ``private``),
+    the owner resource and the VMs attached to that owner.  Sorted by family, then ``start``.
+    """
     vm_of_ipc = {ipc.id: inv.vm_name(ipc) or inv.name_of(ipc.nic_id) for ipc in inv.ipconfigs.values()}
     lb_vms: dict[str, set[str]] = defaultdict(set)
     for pool in inv.pools.values():
@@ -153,3 +160,6 @@ def _row(address: str, owner: tuple[Any, ...], public_ip: str | None) -> dict[st
         "public_ip": public_ip,
         "vms": list(vms),
     }
+
+
+__all__ = ["address_table"]

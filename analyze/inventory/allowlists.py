@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from analyze.inventory.model import Allowlist, AllowRule, id_name, id_parent
@@ -167,14 +166,4 @@ def _nsg_rule(node: Node) -> list[AllowRule]:
     return [entry_rule(s, where, action=action, priority=priority) for s in sources]
 
 
-def from_path(path: Path) -> Allowlist:
-    """An allowlist file given on its own (``predict --allowlist FILE``): text or JSON."""
-    from analyze.inventory.load import load as load_inventory
-
-    inv = load_inventory([path])
-    if len(inv.allowlists) != 1:
-        raise InventoryError(f"{path}: expected one allowlist, found {len(inv.allowlists)}")
-    return next(iter(inv.allowlists.values()))
-
-
-__all__ = ["entry_rule", "from_path", "parse_network", "read_text"]
+__all__ = ["entry_rule", "parse_network", "read_text"]

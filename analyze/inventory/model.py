@@ -723,15 +723,6 @@ class Inventory:
                 names.add(str(tag).lower())
         return frozenset(names)
 
-    def service_tag_ranges(self) -> pl.DataFrame:
-        """IPv4 Service Tags flattened to non-overlapping ranges, most specific tag each.
-
-        See ``analyze.inventory.servicetags.flatten``; sorted by ``start`` for ``join_asof``.
-        """
-        from analyze.inventory.servicetags import flatten
-
-        return flatten(self.service_tags)
-
     def allowlist(self, name: str) -> Allowlist | None:
         """An allowlist by name, case-insensitively."""
         return self.allowlists.get(name.lower())
@@ -789,19 +780,6 @@ class Inventory:
             if value:
                 out[f.name] = _records_frame(list(value.values()))
         return out
-
-    def address_table(self) -> pl.DataFrame:
-        """Every address the inventory owns, for classifying observed source IPs.
-
-        One row per public IP, public IP prefix, firewall address and ipconfig private
-        address, in ``ADDRESS_SCHEMA``: the address or CIDR, its integer range (IPv4),
-        the DESIGN.md class and ``via`` of its owner (``lb_frontend`` via the rule kind that
-        gives egress, ``instance_public_ip``, ``nat_gateway``, ``firewall``, ``private``),
-        the owner resource and the VMs attached to that owner.  Sorted by ``start``.
-        """
-        from analyze.inventory.addresses import address_rows
-
-        return address_rows(self)
 
 
 def vmss_instance_id(nic_id: str) -> str | None:

@@ -8,13 +8,14 @@ import polars as pl
 from polars.testing import assert_schema_equal
 
 from analyze.inventory import ADDRESS_SCHEMA, load
+from analyze.inventory.addresses import address_table
 
 ROOT = Path(__file__).resolve().parents[3]
 INV = ROOT / "tests" / "data" / "inventory"
 
 
 def _rows(path: Path) -> list[tuple[object, ...]]:
-    table = load([path]).address_table()
+    table = address_table(load([path]))
     assert_schema_equal(table.schema, ADDRESS_SCHEMA)
     return table.select("network", "class", "via", "owner_kind", "resource", "vms").rows()
 
@@ -47,7 +48,7 @@ def test_nat_gateway_prefix_and_firewall() -> None:
 
 
 def test_integer_ranges_for_range_joins() -> None:
-    table = load([INV / "rows" / "row_3.yaml"]).address_table()
+    table = address_table(load([INV / "rows" / "row_3.yaml"]))
     prefix = table.filter(pl.col("network") == "20.0.2.0/30").row(0, named=True)
     base = 20 * 2**24 + 2 * 2**8
     assert (prefix["start"], prefix["end"], prefix["prefix_len"]) == (base, base + 3, 30)

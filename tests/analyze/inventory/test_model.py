@@ -63,3 +63,42 @@ def test_display_tables_use_names() -> None:
     assert ipcs.get_column("pool_ids").to_list() == [["mylb/mybackendpool"], []]
     assert ipcs.get_column("subnet_id").to_list() == ["myvnet/default", "myvnet/default"]
     assert inv.tables()["ipconfigs"].get_column("id").str.starts_with("/subscriptions/native/").all()
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Module -> modules of ``analyze.inventory`` it imports (anywhere, also inside functions)."""
+    import ast
+
+    pkg = Path(__file__).resolve().parents[3] / "analyze" / "inventory"
+    graph: dict[str, set[str]] = {}
+    for path in sorted(pkg.glob("*.py")):
+        name = f"analyze.inventory.{path.stem}" if path.stem != "__init__" else "analyze.inventory"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {m for m in mods if m.startswith("analyze.inventory.") and m.count(".") == 2}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_inventory_package_has_no_import_cycles() -> None:
+    graph = _package_imports()
+    assert graph["analyze.inventory.model"] == set()  # the leaf every loader builds on
+    state: dict[str, int] = {}
+
+    def visit(mod: str, trail: tuple[str, ...]) -> None:
+        assert state.get(mod) != 1, f"import cycle: {' -> '.join((*trail, mod))}"
+        if state.get(mod) == 2:
+            return
+        state[mod] = 1
+        for dep in sorted(graph.get(mod, ())):
+            visit(dep, (*trail, mod))
+        state[mod] = 2
+
+    for mod in graph:
+        visit(mod, ())

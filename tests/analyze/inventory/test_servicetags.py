@@ -72,7 +72,7 @@ def test_bad_prefix_names_file_and_path(tmp_path: Path) -> None:
 
 
 def test_flatten_gives_each_range_its_most_specific_tag() -> None:
-    ranges = load([TAGS]).service_tag_ranges()
+    ranges = flatten(load([TAGS]).service_tags)
     assert_schema_equal(ranges.schema, RANGES_SCHEMA)
     # AzureCloud 13.64.0.0/11 = 222298112..224395263 holds AzureCloud.eastus2 13.68.0.0/17 =
     # 222560256..222593023, which holds Storage.eastus2 13.68.120.64/28 = 222591040..222591055
