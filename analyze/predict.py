@@ -7,6 +7,10 @@ availability sets / scale sets touched by a Standard LB, protocol-limited SNAT, 
 frontends, secondary ipconfigs, multi-NIC VMs) and the SNAT port allocation of §2.  Class
 names are DESIGN.md's (``capture.schema.EgressClass``).
 
+``DECISION_TABLE`` (at the end of the engine) is the table of contents: one small function
+per row group of §1.1, tried in precedence order, each returning a ``Prediction`` or None,
+with its reasons and fixes beside it.
+
 Each ``Prediction`` says which row matched, how sure that row is (``documented`` by
 Microsoft, ``empirical`` from a published test, ``inferred``), one sentence naming the
 resources, and SKU-aware fixes (Basic load balancers and Basic public IPs are retired since
@@ -17,9 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Final, Literal, Protocol, get_args
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Final, Literal, get_args
 
 import polars as pl
 
@@ -160,25 +164,15 @@ def default_snat_ports(pool_size: int) -> int | None:
     return None
 
 
-# --- the engine ------------------------------------------------------------------------------
-
-
-class _Make(Protocol):
-    """Builds one ipconfig's ``Prediction`` (the closure in ``_Engine.predict``)."""
-
-    def __call__(
-        self, cls: EgressClass, row: str, reason: str, *, via: EgressVia | None = ...,
-        resource: str | None = ..., ips: Sequence[str] = ..., fixes: Sequence[str] = ...,
-        snat: int | None = ..., protocols: tuple[str, ...] = ..., modifiers: Sequence[str] = ...,
-        confidence: Confidence | None = ..., also_missing: Sequence[str] = ...,
-    ) -> Prediction: ...  # fmt: skip
-
+# --- the engine: shared lookups ----------------------------------------------------------------
 
 StdTouch = tuple[LoadBalancer, bool]
 """A Standard load balancer a VM is a NIC-based member of (or NAT target), and whether it is public."""
 
 
 class _Engine:
+    """Lookups over one inventory that every row needs, built once per ``predict`` call."""
+
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
         self.ipcs_of_vm: dict[str, list[IpConfig]] = defaultdict(list)
@@ -195,8 +189,6 @@ class _Engine:
                 for lb in self.lbs_of(ipc):
                     if lb.sku == "Standard":
                         self.std_touch[key].append((lb, self.lb_public(lb.id)))
-
-    # -- structure ---------------------------------------------------------------------------
 
     def group(self, vm_key: str) -> str:
         """Availability set / scale set of a VM, else the VM: Azure applies SKU rules per group."""
@@ -278,577 +270,709 @@ class _Engine:
             return f"{self.inv.name_of('/'.join(parts[:-2]))}/{self.inv.name_of(sid)}"
         return "?"
 
-    # -- one ipconfig ----------------------------------------------------------------------------
-
-    def predict(self, ipc: IpConfig, dest: str | None) -> Prediction:
-        inv = self.inv
-        vm_key = inv.vm_of(ipc) or ipc.nic_id
-        vm_name = inv.vm_name(ipc)
-        nic_name = inv.name_of(ipc.nic_id) or "?"
-        who = f"{vm_name} ({nic_name}/{ipc.name})" if vm_name else f"NIC {nic_name}/{ipc.name}"
-        sub = inv.subnets.get(ipc.subnet_id) if ipc.subnet_id else None
-        sub_label = self.subnet_label(sub, ipc.subnet_id)
-        missing: list[str] = []
-        if ipc.subnet_id is None:
-            missing.append("the ipconfig's subnet (not given)")
-        elif sub is None:
-            missing.append(f"subnet {sub_label}")
-        base = dict(
-            vm=vm_name, nic=nic_name, ipconfig=ipc.name, ipconfig_id=ipc.id,
-            private_ip=ipc.private_ip, destination=dest,
-        )  # fmt: skip
-
-        def make(
-            cls: EgressClass, row: str, reason: str, *, via: EgressVia | None = None,
-            resource: str | None = None, ips: Sequence[str] = (), fixes: Sequence[str] = (),
-            snat: int | None = None, protocols: tuple[str, ...] = ("tcp", "udp"),
-            modifiers: Sequence[str] = (), confidence: Confidence | None = None,
-            also_missing: Sequence[str] = (),
-        ) -> Prediction:  # fmt: skip
-            missing.extend(also_missing)
-            conf = confidence or ROWS[row]
-            text = reason
-            if missing:
-                text += f" Not loaded: {', '.join(dict.fromkeys(missing))}, so this is partly a guess."
-                conf = "inferred" if conf == "documented" else conf
-            return Prediction(
-                **base, egress_class=cls, via=via, resource=resource,  # type: ignore[arg-type]
-                expected_ips=tuple(ips), row=row, confidence=conf, reason=text,
-                fixes=tuple(fixes), snat_ports=snat, protocols=protocols,
-                modifiers=tuple(modifiers), missing=tuple(dict.fromkeys(missing)),
-            )  # fmt: skip
-
-        # -- rows A-C: the destination is reached privately ---------------------------------
-        if dest is not None and ipc.private_ip:
-            hit = self._private_path(ipc, sub, dest)
-            if hit is not None:
-                row, why = hit
-                return make(
-                    "private", row,
-                    f"{who} reaches {dest} {why}, so the destination sees its private "
-                    f"address {ipc.private_ip} (no SNAT).",
-                    ips=[ipc.private_ip], resource=None, protocols=("tcp", "udp", "icmp"),
-                )  # fmt: skip
-
-        # -- rows 1-2: route override ---------------------------------------------------------
-        nic = inv.nics.get(ipc.nic_id)
-        routes: tuple[Route, ...] = ()
-        origin = ""
-        if nic is not None and nic.effective_routes is not None:
-            routes, origin = nic.effective_routes, f"the effective routes of {nic_name}"
-        elif sub is not None and sub.route_table_id:
-            rt = inv.route_tables.get(sub.route_table_id)
-            if rt is None:
-                missing.append(f"route table {inv.name_of(sub.route_table_id)}")
-            else:
-                routes, origin = rt.routes, f"route table {rt.name} on subnet {sub_label}"
-        route, prefix = _best_route(routes, dest)
-        if route is not None:
-            hop = route.next_hop_type.lower()
-            if hop == "virtualappliance":
-                return self._appliance(make, who, route, prefix, origin)
-            if hop == "virtualnetworkgateway":
-                return make(
-                    "forced_tunnel", "2",
-                    f"{origin[0].upper()}{origin[1:]} send {prefix} to the VPN / ExpressRoute "
-                    f"gateway (forced tunnelling), so {who} leaves through on-premises: the "
-                    "source is your on-premises edge NAT address, which the Azure inventory "
-                    "does not hold.",
-                )  # fmt: skip
-            if hop == "none":
-                return make(
-                    "none", "1",
-                    f"{origin[0].upper()}{origin[1:]} drop {prefix} (next hop None), so {who} "
-                    "has no egress to it.",
-                    fixes=[f"remove or change the {prefix} route with next hop None ({origin})"],
-                    confidence="inferred",
-                )  # fmt: skip
-
-        # -- row 3: NAT gateway ----------------------------------------------------------------
-        if sub is not None and sub.nat_gateway_id:
-            ngw = inv.nat_gateways.get(sub.nat_gateway_id)
-            ngw_name = inv.name_of(sub.nat_gateway_id)
-            ips: list[str] = []
-            if ngw is None:
-                missing.append(f"NAT gateway {ngw_name}")
-            else:
-                for pid in ngw.public_ip_ids:
-                    got = inv.public_addresses(pid, None)
-                    ips += got
-                    if not got:
-                        missing.append(f"public IP {inv.name_of(pid)}")
-                for pid in ngw.public_ip_prefix_ids:
-                    got = inv.public_addresses(None, pid)
-                    ips += got
-                    if not got:
-                        missing.append(f"public IP prefix {inv.name_of(pid)}")
-            several = " (one picked at random per connection)" if len(ips) > 1 else ""
-            fixes = []
-            basic = [lb.name for lb in self.lbs_of(ipc) if lb.sku == "Basic"]
-            if basic:
-                fixes.append(
-                    f"{BASIC_RETIRED}, and Basic load balancer {', '.join(basic)} cannot be used "
-                    f"with a NAT gateway: upgrade it to Standard"
-                )
-            return make(
-                "nat_gateway", "3",
-                f"Subnet {sub_label} uses NAT gateway {ngw_name}, which takes precedence over "
-                f"instance public IPs and load balancers, so {who} leaves from "
-                f"{_ips(ips)}{several}; flows opened before it was attached keep their old address.",
-                resource=ngw_name, ips=ips, fixes=fixes,
-                protocols=("tcp", "udp", "icmp") if ngw and ngw.sku == "StandardV2" else ("tcp", "udp"),
-            )  # fmt: skip
-
-        # -- row 4: instance public IP ---------------------------------------------------------
-        if ipc.public_ip_id:
-            pip = inv.public_ips.get(ipc.public_ip_id)
-            pip_name = inv.name_of(ipc.public_ip_id)
-            ips = [pip.address] if pip is not None and pip.address else []
-            if pip is None:
-                missing.append(f"public IP {pip_name}")
-            elif not pip.address:
-                missing.append(f"the address of public IP {pip_name} (dynamic, deallocated?)")
-            fixes = []
-            if pip is not None and pip.sku == "Basic":
-                fixes.append(
-                    f"{BASIC_RETIRED}: upgrade public IP {pip_name} to Standard SKU "
-                    "(a static address is kept)"
-                )
-            return make(
-                "instance_public_ip", "4",
-                f"{who} has instance public IP {pip_name} ({_ips(ips)}): 1:1 NAT with all "
-                "ports, whether or not the VM is load balanced.",
-                resource=pip_name, ips=ips, fixes=fixes, protocols=("tcp", "udp", "icmp"),
-            )  # fmt: skip
-
-        # -- load balancers ------------------------------------------------------------------------
-        for pid in ipc.pool_ids:
-            if pid not in inv.pools:
-                missing.append(f"backend pool {inv.name_of(pid.split('/backendaddresspools/')[0])}/{inv.name_of(pid)}")
-        for rid in ipc.nat_rule_ids:
-            if rid not in inv.rules:
-                missing.append(f"inbound NAT rule {inv.name_of(rid)}")
-        pools = self.pools_of(ipc)
-        primary = ipc.primary is not False
-        modifiers: list[str] = []
-        if not primary and (pools or ipc.nat_rule_ids):
-            modifiers.append("secondary_ipconfig")
-        sku_guess = any(
-            (lb := inv.load_balancers.get(inv.pools[p].lb_id)) is not None and lb.sku is None
-            for p in pools
-        )
-        if sku_guess:
-            missing.append("the load balancer's SKU (taken as Basic, the old default)")
-        if primary:
-            pred = self._lb_rows(make, who, ipc, pools, modifiers)
-            if pred is not None:
-                return pred
-
-        # -- rows 7-8: Standard LB without outbound, for this VM or its group -----------------
-        touch = self.std_touch.get(vm_key, [])
-        group = self.group(vm_key)
-        group_touch = [
-            (lb, pub, other)
-            for other in self.members[group] if other != vm_key
-            for lb, pub in self.std_touch.get(other, [])
-        ]  # fmt: skip
-        if touch or group_touch:
-            return self._std_none(make, who, ipc, sub, sub_label, touch, group_touch, group, modifiers)
-
-        # -- rows 9, 12-15: default outbound, if still eligible ---------------------------------
-        return self._default(make, who, ipc, sub, sub_label, vm_key, pools, modifiers)
-
-    # -- helpers for the rows ---------------------------------------------------------------------
-
-    def _private_path(self, ipc: IpConfig, sub: Subnet | None, dest: str) -> tuple[str, str] | None:
-        inv = self.inv
-        vnet = inv.vnets.get(sub.vnet_id) if sub is not None else None
-        reach = {sub.vnet_id} if sub is not None else set()
-        if vnet is not None:
-            reach |= set(vnet.peered_vnet_ids)
-        for pe in inv.private_endpoints.values():
-            pe_vnet = "/".join(pe.subnet_id.split("/")[:-2]) if pe.subnet_id else None
-            if dest in pe.addresses and (pe_vnet is None or pe_vnet in reach):
-                return "A", f"through private endpoint {pe.name}"
-        if sub is not None and sub.service_endpoints:
-            tags = inv.tags_containing(dest) or frozenset()
-            for service in sub.service_endpoints:
-                tag = SERVICE_ENDPOINT_TAGS.get(service.lower())
-                hit = sorted(t for t in tags if tag and (t == tag or t.startswith(tag + ".")))
-                if hit:
-                    return "B", (
-                        f"through the {service} service endpoint of subnet "
-                        f"{self.subnet_label(sub, sub.id)} ({dest} is in service tag {hit[-1]})"
-                    )
-        if vnet is not None and in_networks(dest, vnet.address_space):
-            return "C", f"inside its own VNet {vnet.name}"
-        for vid in sorted(reach - {sub.vnet_id if sub else ""}):
-            peer = inv.vnets.get(vid)
-            if peer is not None and in_networks(dest, peer.address_space):
-                return "C", f"over the peering to VNet {peer.name}"
-        if vnet is not None and in_networks(dest, vnet.peered_prefixes):
-            return "C", f"over a peering of VNet {vnet.name}"
-        for rng in inv.known_ranges.values():
-            if rng.kind == "onprem" and in_networks(dest, [rng.prefix]):
-                return "C", f"on-premises range {rng.name} ({rng.prefix}) over VPN / ExpressRoute"
-        return None
-
-    def _appliance(self, make: _Make, who: str, route: Route, prefix: str, origin: str) -> Prediction:
-        inv = self.inv
-        fw = next(
-            (f for f in inv.firewalls.values() if f.private_ip and f.private_ip == route.next_hop_ip),
-            None,
-        )
-        hop = route.next_hop_ip or "?"
-        lead = f"{origin[0].upper()}{origin[1:]} send {prefix} to virtual appliance {hop}"
-        if fw is None:
-            return make(
-                "firewall", "1",
-                f"{lead}, so {who} leaves from that appliance's egress address, which the "
-                "inventory does not hold (load the firewall / NVA to know it).",
-                resource=f"NVA {hop}",
-            )  # fmt: skip
-        fw_sub = inv.subnets.get(fw.subnet_id) if fw.subnet_id else None
-        if fw_sub is not None and fw_sub.nat_gateway_id:
-            ngw = inv.nat_gateways.get(fw_sub.nat_gateway_id)
-            ips = []
-            if ngw is not None:
-                for pid in ngw.public_ip_ids:
-                    ips += inv.public_addresses(pid, None)
-                for pid in ngw.public_ip_prefix_ids:
-                    ips += inv.public_addresses(None, pid)
-            return make(
-                "firewall", "1",
-                f"{lead} (Azure Firewall {fw.name}), whose subnet uses NAT gateway "
-                f"{inv.name_of(fw_sub.nat_gateway_id)}, so {who} leaves from {_ips(ips)}.",
-                resource=fw.name, ips=ips,
-            )  # fmt: skip
-        ips = list(fw.addresses)
-        for pid in fw.public_ip_ids:
-            ips += inv.public_addresses(pid, None)
-        several = " (one of them; the choice is not documented consistently)" if len(ips) > 1 else ""
-        return make(
-            "firewall", "1",
-            f"{lead} (Azure Firewall {fw.name}), so {who} leaves from the firewall's public "
-            f"IP {_ips(ips)}{several}.",
-            resource=fw.name, ips=ips,
-        )  # fmt: skip
-
-    def _lb_rows(
-        self, make: _Make, who: str, ipc: IpConfig, pools: list[str], modifiers: list[str]
-    ) -> Prediction | None:
-        inv = self.inv
-        n = inv.name_of
-        # row 5: Standard outbound rule
-        outbound = [r for r in self.pool_rules(pools, "outbound") if self.sku(r.lb_id) == "Standard"]
-        if outbound:
-            ips, fes, miss = self.frontend_ips(fe for r in outbound for fe in r.frontend_ids)
-            rule = outbound[0]
-            pool = next(p for p in rule.pool_ids if p in pools)
-            ports = rule.allocated_outbound_ports
-            snat = ports if ports else default_snat_ports(self.pool_size(rule.pool_ids))
-            mods = list(modifiers)
-            extra = ""
-            if len(outbound) > 1:
-                mods.append("multiple_pools")
-                extra += (" It is in several outbound rules' pools: which one wins depends on "
-                          "the order the pools were joined, so expect any of them.")  # fmt: skip
-            if len(ips) > 1:
-                mods.append("multiple_frontends")
-                extra += " Frontend IPs are consumed one at a time, so expect mostly the first."
-            protos = _protocols(rule.protocol)
-            if protos != ("tcp", "udp"):
-                mods.append(f"{protos[0]}_only")
-                extra += f" The rule is {rule.protocol}-only, so only {rule.protocol} gets SNAT."
-            return make(
-                "lb_frontend", "5",
-                f"{who} is in backend pool {n(pool)} of Standard load balancer {n(rule.lb_id)}, "
-                f"whose outbound rule {rule.name} SNATs it to frontend {', '.join(fes)} "
-                f"({_ips(ips)}).{extra}",
-                via="outbound_rule", resource=_lb_resource(n(rule.lb_id), fes), ips=ips,
-                snat=snat, protocols=protos, modifiers=mods, also_missing=miss,
-            )  # fmt: skip
-        # row 6: Standard LB rule with implicit SNAT
-        std_rules = [
-            r for r in self.pool_rules(pools, "load_balancing")
-            if self.sku(r.lb_id) == "Standard" and not r.disable_outbound_snat and self.public_frontend(r)
-        ]  # fmt: skip
-        if std_rules:
-            ips, fes, miss = self.frontend_ips(fe for r in std_rules for fe in r.frontend_ids)
-            rule = std_rules[0]
-            lb = n(rule.lb_id)
-            pool = next(p for p in rule.pool_ids if p in pools)
-            protos = tuple(sorted({p for r in std_rules for p in _protocols(r.protocol)}))
-            mods = list(modifiers)
-            extra = ""
-            if protos != ("tcp", "udp"):
-                mods.append(f"{protos[0]}_only")
-                extra += (f" SNAT is only for {'/'.join(p.upper() for p in protos)}, the "
-                          "rules' protocol: other traffic gets no egress.")  # fmt: skip
-            if len(ips) > 1:
-                mods.append("multiple_frontends")
-                extra += " With several rule frontends, Standard uses all of them at once."
-            n_fe = len({fe for r in std_rules for fe in r.frontend_ids})
-            tier = default_snat_ports(self.pool_size(rule.pool_ids))
-            snat = min(1024, tier * n_fe) if tier else None
-            names = ", ".join(r.name for r in std_rules)
-            fe0 = fes[0] if fes else "?"
-            return make(
-                "lb_frontend", "6",
-                f"{who} is in backend pool {n(pool)} of Standard load balancer {lb}, and "
-                f"load-balancing rule {names} (outbound SNAT not disabled) gives it implicit "
-                f"SNAT through frontend {', '.join(fes)} ({_ips(ips)}).{extra}",
-                via="lb_rule", resource=_lb_resource(lb, fes), ips=ips, snat=snat,
-                protocols=protos, modifiers=mods, also_missing=miss,
-                fixes=[
-                    f"prefer an explicit outbound rule: set disableOutboundSnat=true on "
-                    f"{names} and add an outbound rule (protocol All) for backend pool "
-                    f"{n(pool)} on frontend {fe0}, which also sets the SNAT ports"
-                ],
-            )  # fmt: skip
-        # row 10: Basic LB rule
-        basic_rules = [
-            r for r in self.pool_rules(pools, "load_balancing")
-            if self.sku(r.lb_id) == "Basic" and self.public_frontend(r)
-        ]  # fmt: skip
-        if basic_rules:
-            ips, fes, miss = self.frontend_ips(fe for r in basic_rules for fe in r.frontend_ids)
-            rule = basic_rules[0]
-            lb = n(rule.lb_id)
-            pool = next(p for p in rule.pool_ids if p in pools)
-            mods = list(modifiers)
-            extra = ""
-            probe = self.inv.probes.get(rule.probe_id) if rule.probe_id else None
-            if probe is not None and probe.healthy is False:
-                extra += f" Probe {probe.name} is failing, which does not matter for outbound."
-            if len(ips) > 1:
-                mods.append("multiple_frontends")
-                extra += " With several frontends Basic uses one, chosen at random."
-            return make(
-                "lb_frontend", "10",
-                f"{who} is in backend pool {n(pool)} of Basic load balancer {lb}, and "
-                f"load-balancing rule {rule.name} covers that pool, so Azure SNATs it to "
-                f"frontend {', '.join(fes)} ({_ips(ips)}) for TCP and UDP, whatever the rule's "
-                f"protocol.{extra}",
-                via="lb_rule", resource=_lb_resource(lb, fes), ips=ips,
-                snat=default_snat_ports(self.pool_size(rule.pool_ids)), modifiers=mods,
-                also_missing=miss,
-                fixes=[
-                    f"{BASIC_RETIRED}: upgrade {lb} (and its public IP) to Standard, set "
-                    f"disableOutboundSnat=true on {rule.name} and add an outbound rule for "
-                    f"backend pool {n(pool)} on frontend {fes[0] if fes else '?'}, the Standard "
-                    "equivalent that keeps this address"
-                ],
-            )  # fmt: skip
-        # row 11: Basic inbound NAT rule only (empirical)
-        nat = [r for r in self.nat_rules_of(ipc) if self.sku(r.lb_id) == "Basic" and self.public_frontend(r)]
-        if nat:
-            ips, fes, miss = self.frontend_ips(fe for r in nat for fe in r.frontend_ids)
-            rule = nat[0]
-            lb = n(rule.lb_id)
-            via_pool = rule.kind == "inbound_nat_pool"
-            conf: Confidence = "inferred" if via_pool else "empirical"
-            what = "inbound NAT pool" if via_pool else "inbound NAT rule"
-            pool_hint = f"backend pool {n(pools[0])}" if pools else "a backend pool"
-            return make(
-                "lb_frontend", "11",
-                f"{who} has {what} {rule.name} on Basic load balancer {lb} and no "
-                f"load-balancing rule; the 2018 Azure China test saw such a VM egress from the "
-                f"NAT rule's frontend {', '.join(fes)} ({_ips(ips)}), but no Microsoft document "
-                "states it.",
-                via="nat_rule", resource=_lb_resource(lb, fes), ips=ips, confidence=conf,
-                snat=default_snat_ports(self.pool_size(pools)) if pools else 1024,
-                modifiers=modifiers, also_missing=miss,
-                fixes=[
-                    f"{BASIC_RETIRED}: upgrade {lb} to Standard and add an outbound rule for "
-                    f"{pool_hint} on frontend {fes[0] if fes else '?'}; on Standard an inbound "
-                    "NAT rule gives no egress at all",
-                    "do not rely on NAT-rule egress: it is empirical and undocumented",
-                ],
-            )  # fmt: skip
-        return None
-
-    def _std_none(
-        self, make: _Make, who: str, ipc: IpConfig, sub: Subnet | None, sub_label: str,
-        touch: list[StdTouch], group_touch: list[tuple[LoadBalancer, bool, str]], group: str,
-        modifiers: list[str],
-    ) -> Prediction:  # fmt: skip
-        n = self.inv.name_of
-        own_public = [lb for lb, pub in touch if pub]
-        own_internal = [lb for lb, pub in touch if not pub]
-        ngw_fix = f"attach a NAT gateway (Standard public IP) to subnet {sub_label} and allowlist its address"
-        mods = list(modifiers)
-        if own_public or (not own_internal and any(pub for _, pub, _ in group_touch)):
-            lb = own_public[0] if own_public else next(lb for lb, pub, _ in group_touch if pub)
-            pools = [p for p in self.pools_of(ipc) if self.inv.pools[p].lb_id == lb.id]
-            pool = n(pools[0]) if pools else None
-            fe = next(
-                (f.name for f in self.inv.frontends.values() if f.lb_id == lb.id and f.is_public), "?"
-            )
-            if own_public:
-                nat_only = not pools and any(r.lb_id == lb.id for r in self.nat_rules_of(ipc))
-                if "secondary_ipconfig" in mods:
-                    why = (f"{who} is a secondary ipconfig, which gets no outbound through a load "
-                           f"balancer, and its VM is associated with Standard load balancer {lb.name}")  # fmt: skip
-                elif nat_only:
-                    why = (f"{who} is only the target of inbound NAT rules of Standard load balancer "
-                           f"{lb.name}, and inbound NAT rules give no outbound")  # fmt: skip
-                else:
-                    why = (f"{who} is in backend pool {pool} of Standard load balancer {lb.name}, "
-                           "which has no outbound rule and no load-balancing rule with outbound "
-                           "SNAT for it")  # fmt: skip
-            else:
-                mods.append("group_rule")
-                _, _, other = next(t for t in group_touch if t[0].id == lb.id)
-                why = (f"{who} shares {self._group_label(group)} with "
-                       f"{self._vm_label(other)}, which is associated with Standard load balancer "
-                       f"{lb.name}, so the whole group follows Standard rules")  # fmt: skip
-            target = f"backend pool {pool}" if pool else f"a backend pool of {lb.name} holding it"
-            return make(
-                "none", "7",
-                f"{why}; a Standard load balancer member has no default outbound access, so "
-                "it has no internet egress.",
-                resource=None, modifiers=mods,
-                confidence="inferred" if "secondary_ipconfig" in mods else None,
-                fixes=[
-                    f"add an outbound rule on {lb.name} for {target} on frontend {fe}"
-                    + (" (on Standard an inbound NAT rule gives no egress)" if own_public and not pools else ""),
-                    ngw_fix,
-                ],
-            )  # fmt: skip
-        lb = own_internal[0] if own_internal else group_touch[0][0]
-        if not own_internal:
-            mods.append("group_rule")
-        return make(
-            "none", "8",
-            f"{who} is behind Standard internal load balancer {lb.name}"
-            + ("" if own_internal else f" through {self._group_label(group)}")
-            + ", which gives no outbound and turns off default outbound access for the whole "
-            "availability set / scale set, so it has no internet egress.",
-            resource=None, modifiers=mods,
-            fixes=[ngw_fix, "or add a Standard public load balancer with an outbound rule for these VMs"],
-        )  # fmt: skip
-
-    def _group_label(self, group: str) -> str:
+    def group_label(self, group: str) -> str:
         kind = "scale set" if "/virtualmachinescalesets/" in group else "availability set"
         return f"{kind} {self.inv.name_of(group)}"
 
-    def _vm_label(self, vm_key: str) -> str:
+    def vm_label(self, vm_key: str) -> str:
         vm = self.inv.vms.get(vm_key)
         return f"VM {vm.name if vm else self.inv.name_of(vm_key)}"
 
-    def _default(
-        self, make: _Make, who: str, ipc: IpConfig, sub: Subnet | None, sub_label: str,
-        vm_key: str, pools: list[str], modifiers: list[str],
-    ) -> Prediction:  # fmt: skip
+    def case(self, ipc: IpConfig, dest: str | None) -> _Case:
         inv = self.inv
-        n = inv.name_of
-        mods = list(modifiers)
-        ngw_fix = f"attach a NAT gateway (Standard public IP) to subnet {sub_label} and allowlist its address"
-        pip_fix = f"or give {ipc.name} a Standard public IP (instance-level)"
-        # eligibility for default outbound access
-        vm = inv.vms.get(vm_key)
-        scale_set = inv.scale_sets.get(vm.scale_set_id) if vm and vm.scale_set_id else None
-        other_pip = [
-            o for o in self.ipcs_of_vm.get(vm_key, []) if o.id != ipc.id and o.public_ip_id
-            and o.nic_id != ipc.nic_id
-        ]  # fmt: skip
-        if sub is not None and sub.default_outbound_access is False:
-            return make(
-                "none", "15",
-                f"{who} is in private subnet {sub_label} (defaultOutboundAccess=false) and nothing "
-                "explicit gives it egress, so it has no internet egress.",
-                fixes=[ngw_fix, pip_fix], modifiers=mods,
-            )  # fmt: skip
-        if scale_set is not None and scale_set.orchestration == "Flexible":
-            return make(
-                "none", "15",
-                f"{who} is an instance of Flexible scale set {scale_set.name}, which gets no "
-                "default outbound access, and nothing explicit gives it egress.",
-                fixes=[ngw_fix, "or add a Standard load balancer with an outbound rule for the scale set"],
-                modifiers=mods,
-            )  # fmt: skip
-        if other_pip:
-            mods.append("multi_nic")
-            return make(
-                "none", "15",
-                f"{who} has no egress path of its own, and NIC {n(other_pip[0].nic_id)} of the same "
-                "VM has a public IP, which turns off default outbound access for the whole VM; "
-                "what this NIC then uses is undocumented (probably nothing).",
-                fixes=[ngw_fix, pip_fix], modifiers=mods, confidence="inferred",
-            )  # fmt: skip
-        unknown = "an Azure-owned default outbound address, unknown in advance (it changes when the VM is redeployed)"
-        retire_note = (
-            "make egress explicit: default outbound access is off for subnets created with API "
-            "2025-07-01 or later, and may go away"
-        )
-        conf: Confidence | None = "inferred" if "secondary_ipconfig" in mods else None
-        secondary = (
-            f" As a secondary ipconfig, {ipc.name} gets no outbound through a load balancer."
-            if "secondary_ipconfig" in mods
-            else ""
-        )
-        # row 9: Standard IP-based pool
-        if ipc.private_ip:
-            for pool in inv.pools.values():
-                if ipc.private_ip in pool.addresses and self.sku(pool.lb_id) == "Standard":
-                    lb = n(pool.lb_id)
-                    return make(
-                        "default_snat", "9",
-                        f"{who}'s address {ipc.private_ip} is in IP-based backend pool {pool.name} "
-                        f"of Standard load balancer {lb}; an IP-based pool behaves like Basic with "
-                        f"default outbound, so Azure SNATs it to {unknown}.",
-                        fixes=[
-                            f"make {pool.name} a NIC-based pool and add an outbound rule on {lb} for it",
-                            ngw_fix,
-                        ],
-                        modifiers=mods,
-                    )  # fmt: skip
-        basic = [inv.pools[p] for p in pools if self.sku(inv.pools[p].lb_id) == "Basic"]
-        public = [p for p in basic if self.lb_public(p.lb_id)]
-        if public:
-            pool = public[0]
-            lb = n(pool.lb_id)
-            fes = [f for f in inv.frontends.values() if f.lb_id == pool.lb_id and f.is_public]
-            fe = fes[0] if fes else None
-            fe_ips = inv.public_addresses(fe.public_ip_id, fe.public_ip_prefix_id) if fe else []
-            fe_text = f"frontend {fe.name} ({_ips(fe_ips)})" if fe else "frontend"
-            fe_pip = n(fe.public_ip_id) if fe and fe.public_ip_id else None
-            return make(
-                "default_snat", "12",
-                f"{who} is in backend pool {pool.name} of Basic load balancer {lb}, but {lb} has "
-                f"no load-balancing rule or inbound NAT rule for it, so Azure SNATs it to "
-                f"{unknown}, not to {lb}'s {fe_text}.{secondary}",
-                fixes=[
-                    f"{BASIC_RETIRED}: upgrade {lb}"
-                    + (f" and public IP {fe_pip}" if fe_pip else "")
-                    + f" to Standard, then add an outbound rule for backend pool {pool.name} on "
-                    f"{fe_text} so {self._short(who)} egresses from it",
-                    f"(on the retired Basic SKU, a load-balancing rule for {pool.name} would also "
-                    f"make it egress from {_ips(fe_ips)}; its probe need not be healthy)",
-                    ngw_fix,
-                ],
-                modifiers=mods, confidence=conf,
-            )  # fmt: skip
-        if basic:
-            lb = n(basic[0].lb_id)
-            return make(
-                "default_snat", "13",
-                f"{who} is behind Basic internal load balancer {lb} only, which gives no outbound "
-                f"of its own, so Azure SNATs it to {unknown}.{secondary}",
-                fixes=[f"{BASIC_RETIRED}: upgrade {lb} to Standard and " + ngw_fix, pip_fix],
-                modifiers=mods, confidence=conf,
-            )  # fmt: skip
-        return make(
-            "default_snat", "14",
-            f"{who} has no NAT gateway, instance public IP, load balancer outbound or route "
-            f"override, so Azure SNATs it to {unknown}.{secondary}",
-            fixes=[ngw_fix, pip_fix, retire_note], modifiers=mods, confidence=conf,
+        vm_name = inv.vm_name(ipc)
+        nic_name = inv.name_of(ipc.nic_id) or "?"
+        sub = inv.subnets.get(ipc.subnet_id) if ipc.subnet_id else None
+        c = _Case(
+            ipc=ipc, dest=dest, vm_key=inv.vm_of(ipc) or ipc.nic_id, vm_name=vm_name,
+            nic_name=nic_name, sub=sub, sub_label=self.subnet_label(sub, ipc.subnet_id),
+            who=f"{vm_name} ({nic_name}/{ipc.name})" if vm_name else f"NIC {nic_name}/{ipc.name}",
+        )  # fmt: skip
+        if ipc.subnet_id is None:
+            c.missing.append("the ipconfig's subnet (not given)")
+        elif sub is None:
+            c.missing.append(f"subnet {c.sub_label}")
+        return c
+
+    def predict(self, ipc: IpConfig, dest: str | None) -> Prediction:
+        """Try the row groups of ``DECISION_TABLE`` in order; the last one always answers."""
+        c = self.case(ipc, dest)
+        for _rows, _what, rule in DECISION_TABLE:
+            pred = rule(self, c)
+            if pred is not None:
+                return pred
+        raise AssertionError("the default-outbound rows always answer")  # pragma: no cover
+
+
+@dataclass(slots=True, kw_only=True)
+class _Case:
+    """One ipconfig under prediction: what the rows read, and ``make`` to answer."""
+
+    ipc: IpConfig
+    dest: str | None
+    vm_key: str
+    vm_name: str | None
+    nic_name: str
+    who: str
+    """``vm1 (vm1-nic/ipconfig1)``: how reasons name the ipconfig."""
+    sub: Subnet | None
+    sub_label: str
+    missing: list[str] = field(default_factory=list)
+    """Referenced resources that were not loaded (each row group adds what it looked for)."""
+    lb: _LbFacts | None = None
+    """Load balancer facts, computed by the first LB row group that needs them."""
+
+    @property
+    def ngw_fix(self) -> str:
+        return f"attach a NAT gateway (Standard public IP) to subnet {self.sub_label} and allowlist its address"
+
+    def make(
+        self, cls: EgressClass, row: str, reason: str, *, via: EgressVia | None = None,
+        resource: str | None = None, ips: Sequence[str] = (), fixes: Sequence[str] = (),
+        snat: int | None = None, protocols: tuple[str, ...] = ("tcp", "udp"),
+        modifiers: Sequence[str] = (), confidence: Confidence | None = None,
+        also_missing: Sequence[str] = (),
+    ) -> Prediction:  # fmt: skip
+        self.missing.extend(also_missing)
+        conf = confidence or ROWS[row]
+        text = reason
+        if self.missing:
+            text += f" Not loaded: {', '.join(dict.fromkeys(self.missing))}, so this is partly a guess."
+            conf = "inferred" if conf == "documented" else conf
+        ipc = self.ipc
+        return Prediction(
+            vm=self.vm_name, nic=self.nic_name, ipconfig=ipc.name, ipconfig_id=ipc.id,
+            private_ip=ipc.private_ip, destination=self.dest, egress_class=cls, via=via,
+            resource=resource, expected_ips=tuple(ips), row=row, confidence=conf, reason=text,
+            fixes=tuple(fixes), snat_ports=snat, protocols=protocols,
+            modifiers=tuple(modifiers), missing=tuple(dict.fromkeys(self.missing)),
         )  # fmt: skip
 
-    @staticmethod
-    def _short(who: str) -> str:
-        return who.split(" (", 1)[0]
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LbFacts:
+    """What the load balancer rows (5-13) share about one ipconfig."""
+
+    pools: list[str]
+    """Loaded NIC-based pools the ipconfig is in."""
+    primary: bool
+    """Secondary ipconfigs get no outbound through a load balancer."""
+    modifiers: list[str]
+    """``secondary_ipconfig`` when it is a secondary one in a pool or NAT rule."""
+
+
+def _lb_facts(e: _Engine, c: _Case) -> _LbFacts:
+    if c.lb is not None:
+        return c.lb
+    inv, ipc = e.inv, c.ipc
+    for pid in ipc.pool_ids:
+        if pid not in inv.pools:
+            c.missing.append(f"backend pool {inv.name_of(pid.split('/backendaddresspools/')[0])}/{inv.name_of(pid)}")
+    for rid in ipc.nat_rule_ids:
+        if rid not in inv.rules:
+            c.missing.append(f"inbound NAT rule {inv.name_of(rid)}")
+    pools = e.pools_of(ipc)
+    primary = ipc.primary is not False
+    modifiers: list[str] = []
+    if not primary and (pools or ipc.nat_rule_ids):
+        modifiers.append("secondary_ipconfig")
+    sku_guess = any(
+        (lb := inv.load_balancers.get(inv.pools[p].lb_id)) is not None and lb.sku is None
+        for p in pools
+    )
+    if sku_guess:
+        c.missing.append("the load balancer's SKU (taken as Basic, the old default)")
+    c.lb = _LbFacts(pools=pools, primary=primary, modifiers=modifiers)
+    return c.lb
+
+
+# --- rows A-C: the destination is reached privately --------------------------------------------
+
+
+def _private_paths(e: _Engine, c: _Case) -> Prediction | None:
+    """Rows A-C: private endpoint, service endpoint, own / peered VNet, on-premises."""
+    if c.dest is None or not c.ipc.private_ip:
+        return None
+    hit = _private_path(e, c.sub, c.dest)
+    if hit is None:
+        return None
+    row, why = hit
+    return c.make(
+        "private", row,
+        f"{c.who} reaches {c.dest} {why}, so the destination sees its private "
+        f"address {c.ipc.private_ip} (no SNAT).",
+        ips=[c.ipc.private_ip], resource=None, protocols=("tcp", "udp", "icmp"),
+    )  # fmt: skip
+
+
+def _private_path(e: _Engine, sub: Subnet | None, dest: str) -> tuple[str, str] | None:
+    inv = e.inv
+    vnet = inv.vnets.get(sub.vnet_id) if sub is not None else None
+    reach = {sub.vnet_id} if sub is not None else set()
+    if vnet is not None:
+        reach |= set(vnet.peered_vnet_ids)
+    for pe in inv.private_endpoints.values():
+        pe_vnet = "/".join(pe.subnet_id.split("/")[:-2]) if pe.subnet_id else None
+        if dest in pe.addresses and (pe_vnet is None or pe_vnet in reach):
+            return "A", f"through private endpoint {pe.name}"
+    if sub is not None and sub.service_endpoints:
+        tags = inv.tags_containing(dest) or frozenset()
+        for service in sub.service_endpoints:
+            tag = SERVICE_ENDPOINT_TAGS.get(service.lower())
+            hit = sorted(t for t in tags if tag and (t == tag or t.startswith(tag + ".")))
+            if hit:
+                return "B", (
+                    f"through the {service} service endpoint of subnet "
+                    f"{e.subnet_label(sub, sub.id)} ({dest} is in service tag {hit[-1]})"
+                )
+    if vnet is not None and in_networks(dest, vnet.address_space):
+        return "C", f"inside its own VNet {vnet.name}"
+    for vid in sorted(reach - {sub.vnet_id if sub else ""}):
+        peer = inv.vnets.get(vid)
+        if peer is not None and in_networks(dest, peer.address_space):
+            return "C", f"over the peering to VNet {peer.name}"
+    if vnet is not None and in_networks(dest, vnet.peered_prefixes):
+        return "C", f"over a peering of VNet {vnet.name}"
+    for rng in inv.known_ranges.values():
+        if rng.kind == "onprem" and in_networks(dest, [rng.prefix]):
+            return "C", f"on-premises range {rng.name} ({rng.prefix}) over VPN / ExpressRoute"
+    return None
+
+
+# --- rows 1-2: a route overrides the internet path ---------------------------------------------
+
+
+def _route_override(e: _Engine, c: _Case) -> Prediction | None:
+    """Rows 1-2: the route that carries the traffic goes to an appliance, a gateway or nowhere."""
+    inv = e.inv
+    nic = inv.nics.get(c.ipc.nic_id)
+    routes: tuple[Route, ...] = ()
+    origin = ""
+    if nic is not None and nic.effective_routes is not None:
+        routes, origin = nic.effective_routes, f"the effective routes of {c.nic_name}"
+    elif c.sub is not None and c.sub.route_table_id:
+        rt = inv.route_tables.get(c.sub.route_table_id)
+        if rt is None:
+            c.missing.append(f"route table {inv.name_of(c.sub.route_table_id)}")
+        else:
+            routes, origin = rt.routes, f"route table {rt.name} on subnet {c.sub_label}"
+    route, prefix = _best_route(routes, c.dest)
+    if route is None:
+        return None
+    hop = route.next_hop_type.lower()
+    if hop == "virtualappliance":
+        return _appliance(e, c, route, prefix, origin)
+    if hop == "virtualnetworkgateway":
+        return c.make(
+            "forced_tunnel", "2",
+            f"{origin[0].upper()}{origin[1:]} send {prefix} to the VPN / ExpressRoute "
+            f"gateway (forced tunnelling), so {c.who} leaves through on-premises: the "
+            "source is your on-premises edge NAT address, which the Azure inventory "
+            "does not hold.",
+        )  # fmt: skip
+    if hop == "none":
+        return c.make(
+            "none", "1",
+            f"{origin[0].upper()}{origin[1:]} drop {prefix} (next hop None), so {c.who} "
+            "has no egress to it.",
+            fixes=[f"remove or change the {prefix} route with next hop None ({origin})"],
+            confidence="inferred",
+        )  # fmt: skip
+    return None
+
+
+def _appliance(e: _Engine, c: _Case, route: Route, prefix: str, origin: str) -> Prediction:
+    """Row 1: a ``VirtualAppliance`` next hop; its egress is the source."""
+    inv = e.inv
+    fw = next(
+        (f for f in inv.firewalls.values() if f.private_ip and f.private_ip == route.next_hop_ip),
+        None,
+    )
+    hop = route.next_hop_ip or "?"
+    lead = f"{origin[0].upper()}{origin[1:]} send {prefix} to virtual appliance {hop}"
+    if fw is None:
+        return c.make(
+            "firewall", "1",
+            f"{lead}, so {c.who} leaves from that appliance's egress address, which the "
+            "inventory does not hold (load the firewall / NVA to know it).",
+            resource=f"NVA {hop}",
+        )  # fmt: skip
+    fw_sub = inv.subnets.get(fw.subnet_id) if fw.subnet_id else None
+    if fw_sub is not None and fw_sub.nat_gateway_id:
+        ngw = inv.nat_gateways.get(fw_sub.nat_gateway_id)
+        ips = []
+        if ngw is not None:
+            for pid in ngw.public_ip_ids:
+                ips += inv.public_addresses(pid, None)
+            for pid in ngw.public_ip_prefix_ids:
+                ips += inv.public_addresses(None, pid)
+        return c.make(
+            "firewall", "1",
+            f"{lead} (Azure Firewall {fw.name}), whose subnet uses NAT gateway "
+            f"{inv.name_of(fw_sub.nat_gateway_id)}, so {c.who} leaves from {_ips(ips)}.",
+            resource=fw.name, ips=ips,
+        )  # fmt: skip
+    ips = list(fw.addresses)
+    for pid in fw.public_ip_ids:
+        ips += inv.public_addresses(pid, None)
+    several = " (one of them; the choice is not documented consistently)" if len(ips) > 1 else ""
+    return c.make(
+        "firewall", "1",
+        f"{lead} (Azure Firewall {fw.name}), so {c.who} leaves from the firewall's public "
+        f"IP {_ips(ips)}{several}.",
+        resource=fw.name, ips=ips,
+    )  # fmt: skip
+
+
+# --- row 3: NAT gateway ------------------------------------------------------------------------
+
+
+def _nat_gateway(e: _Engine, c: _Case) -> Prediction | None:
+    """Row 3: a NAT gateway on the subnet beats instance public IPs and load balancers."""
+    inv, sub = e.inv, c.sub
+    if sub is None or not sub.nat_gateway_id:
+        return None
+    ngw = inv.nat_gateways.get(sub.nat_gateway_id)
+    ngw_name = inv.name_of(sub.nat_gateway_id)
+    ips: list[str] = []
+    if ngw is None:
+        c.missing.append(f"NAT gateway {ngw_name}")
+    else:
+        for pid in ngw.public_ip_ids:
+            got = inv.public_addresses(pid, None)
+            ips += got
+            if not got:
+                c.missing.append(f"public IP {inv.name_of(pid)}")
+        for pid in ngw.public_ip_prefix_ids:
+            got = inv.public_addresses(None, pid)
+            ips += got
+            if not got:
+                c.missing.append(f"public IP prefix {inv.name_of(pid)}")
+    several = " (one picked at random per connection)" if len(ips) > 1 else ""
+    fixes = []
+    basic = [lb.name for lb in e.lbs_of(c.ipc) if lb.sku == "Basic"]
+    if basic:
+        fixes.append(
+            f"{BASIC_RETIRED}, and Basic load balancer {', '.join(basic)} cannot be used "
+            f"with a NAT gateway: upgrade it to Standard"
+        )
+    return c.make(
+        "nat_gateway", "3",
+        f"Subnet {c.sub_label} uses NAT gateway {ngw_name}, which takes precedence over "
+        f"instance public IPs and load balancers, so {c.who} leaves from "
+        f"{_ips(ips)}{several}; flows opened before it was attached keep their old address.",
+        resource=ngw_name, ips=ips, fixes=fixes,
+        protocols=("tcp", "udp", "icmp") if ngw and ngw.sku == "StandardV2" else ("tcp", "udp"),
+    )  # fmt: skip
+
+
+# --- row 4: instance public IP -----------------------------------------------------------------
+
+
+def _instance_ip(e: _Engine, c: _Case) -> Prediction | None:
+    """Row 4: a public IP on the ipconfig: 1:1 NAT, whatever load balancers say."""
+    inv, ipc = e.inv, c.ipc
+    if not ipc.public_ip_id:
+        return None
+    pip = inv.public_ips.get(ipc.public_ip_id)
+    pip_name = inv.name_of(ipc.public_ip_id)
+    ips = [pip.address] if pip is not None and pip.address else []
+    if pip is None:
+        c.missing.append(f"public IP {pip_name}")
+    elif not pip.address:
+        c.missing.append(f"the address of public IP {pip_name} (dynamic, deallocated?)")
+    fixes = []
+    if pip is not None and pip.sku == "Basic":
+        fixes.append(
+            f"{BASIC_RETIRED}: upgrade public IP {pip_name} to Standard SKU "
+            "(a static address is kept)"
+        )
+    return c.make(
+        "instance_public_ip", "4",
+        f"{c.who} has instance public IP {pip_name} ({_ips(ips)}): 1:1 NAT with all "
+        "ports, whether or not the VM is load balanced.",
+        resource=pip_name, ips=ips, fixes=fixes, protocols=("tcp", "udp", "icmp"),
+    )  # fmt: skip
+
+
+# --- rows 5, 6, 10, 11: a load balancer gives outbound -----------------------------------------
+
+
+def _lb_outbound(e: _Engine, c: _Case) -> Prediction | None:
+    """Rows 5, 6, 10, 11 in that order, for a primary ipconfig in a pool or NAT rule."""
+    facts = _lb_facts(e, c)
+    if not facts.primary:
+        return None
+    for row in (_row_5_outbound_rule, _row_6_standard_lb_rule, _row_10_basic_lb_rule, _row_11_basic_nat_rule):
+        pred = row(e, c, facts)
+        if pred is not None:
+            return pred
+    return None
+
+
+def _row_5_outbound_rule(e: _Engine, c: _Case, facts: _LbFacts) -> Prediction | None:
+    n = e.inv.name_of
+    pools = facts.pools
+    outbound = [r for r in e.pool_rules(pools, "outbound") if e.sku(r.lb_id) == "Standard"]
+    if not outbound:
+        return None
+    ips, fes, miss = e.frontend_ips(fe for r in outbound for fe in r.frontend_ids)
+    rule = outbound[0]
+    pool = next(p for p in rule.pool_ids if p in pools)
+    ports = rule.allocated_outbound_ports
+    snat = ports if ports else default_snat_ports(e.pool_size(rule.pool_ids))
+    mods = list(facts.modifiers)
+    extra = ""
+    if len(outbound) > 1:
+        mods.append("multiple_pools")
+        extra += (" It is in several outbound rules' pools: which one wins depends on "
+                  "the order the pools were joined, so expect any of them.")  # fmt: skip
+    if len(ips) > 1:
+        mods.append("multiple_frontends")
+        extra += " Frontend IPs are consumed one at a time, so expect mostly the first."
+    protos = _protocols(rule.protocol)
+    if protos != ("tcp", "udp"):
+        mods.append(f"{protos[0]}_only")
+        extra += f" The rule is {rule.protocol}-only, so only {rule.protocol} gets SNAT."
+    return c.make(
+        "lb_frontend", "5",
+        f"{c.who} is in backend pool {n(pool)} of Standard load balancer {n(rule.lb_id)}, "
+        f"whose outbound rule {rule.name} SNATs it to frontend {', '.join(fes)} "
+        f"({_ips(ips)}).{extra}",
+        via="outbound_rule", resource=_lb_resource(n(rule.lb_id), fes), ips=ips,
+        snat=snat, protocols=protos, modifiers=mods, also_missing=miss,
+    )  # fmt: skip
+
+
+def _row_6_standard_lb_rule(e: _Engine, c: _Case, facts: _LbFacts) -> Prediction | None:
+    n = e.inv.name_of
+    pools = facts.pools
+    std_rules = [
+        r for r in e.pool_rules(pools, "load_balancing")
+        if e.sku(r.lb_id) == "Standard" and not r.disable_outbound_snat and e.public_frontend(r)
+    ]  # fmt: skip
+    if not std_rules:
+        return None
+    ips, fes, miss = e.frontend_ips(fe for r in std_rules for fe in r.frontend_ids)
+    rule = std_rules[0]
+    lb = n(rule.lb_id)
+    pool = next(p for p in rule.pool_ids if p in pools)
+    protos = tuple(sorted({p for r in std_rules for p in _protocols(r.protocol)}))
+    mods = list(facts.modifiers)
+    extra = ""
+    if protos != ("tcp", "udp"):
+        mods.append(f"{protos[0]}_only")
+        extra += (f" SNAT is only for {'/'.join(p.upper() for p in protos)}, the "
+                  "rules' protocol: other traffic gets no egress.")  # fmt: skip
+    if len(ips) > 1:
+        mods.append("multiple_frontends")
+        extra += " With several rule frontends, Standard uses all of them at once."
+    n_fe = len({fe for r in std_rules for fe in r.frontend_ids})
+    tier = default_snat_ports(e.pool_size(rule.pool_ids))
+    snat = min(1024, tier * n_fe) if tier else None
+    names = ", ".join(r.name for r in std_rules)
+    fe0 = fes[0] if fes else "?"
+    return c.make(
+        "lb_frontend", "6",
+        f"{c.who} is in backend pool {n(pool)} of Standard load balancer {lb}, and "
+        f"load-balancing rule {names} (outbound SNAT not disabled) gives it implicit "
+        f"SNAT through frontend {', '.join(fes)} ({_ips(ips)}).{extra}",
+        via="lb_rule", resource=_lb_resource(lb, fes), ips=ips, snat=snat,
+        protocols=protos, modifiers=mods, also_missing=miss,
+        fixes=[
+            f"prefer an explicit outbound rule: set disableOutboundSnat=true on "
+            f"{names} and add an outbound rule (protocol All) for backend pool "
+            f"{n(pool)} on frontend {fe0}, which also sets the SNAT ports"
+        ],
+    )  # fmt: skip
+
+
+def _row_10_basic_lb_rule(e: _Engine, c: _Case, facts: _LbFacts) -> Prediction | None:
+    n = e.inv.name_of
+    pools = facts.pools
+    basic_rules = [
+        r for r in e.pool_rules(pools, "load_balancing")
+        if e.sku(r.lb_id) == "Basic" and e.public_frontend(r)
+    ]  # fmt: skip
+    if not basic_rules:
+        return None
+    ips, fes, miss = e.frontend_ips(fe for r in basic_rules for fe in r.frontend_ids)
+    rule = basic_rules[0]
+    lb = n(rule.lb_id)
+    pool = next(p for p in rule.pool_ids if p in pools)
+    mods = list(facts.modifiers)
+    extra = ""
+    probe = e.inv.probes.get(rule.probe_id) if rule.probe_id else None
+    if probe is not None and probe.healthy is False:
+        extra += f" Probe {probe.name} is failing, which does not matter for outbound."
+    if len(ips) > 1:
+        mods.append("multiple_frontends")
+        extra += " With several frontends Basic uses one, chosen at random."
+    return c.make(
+        "lb_frontend", "10",
+        f"{c.who} is in backend pool {n(pool)} of Basic load balancer {lb}, and "
+        f"load-balancing rule {rule.name} covers that pool, so Azure SNATs it to "
+        f"frontend {', '.join(fes)} ({_ips(ips)}) for TCP and UDP, whatever the rule's "
+        f"protocol.{extra}",
+        via="lb_rule", resource=_lb_resource(lb, fes), ips=ips,
+        snat=default_snat_ports(e.pool_size(rule.pool_ids)), modifiers=mods,
+        also_missing=miss,
+        fixes=[
+            f"{BASIC_RETIRED}: upgrade {lb} (and its public IP) to Standard, set "
+            f"disableOutboundSnat=true on {rule.name} and add an outbound rule for "
+            f"backend pool {n(pool)} on frontend {fes[0] if fes else '?'}, the Standard "
+            "equivalent that keeps this address"
+        ],
+    )  # fmt: skip
+
+
+def _row_11_basic_nat_rule(e: _Engine, c: _Case, facts: _LbFacts) -> Prediction | None:
+    n = e.inv.name_of
+    pools = facts.pools
+    nat = [r for r in e.nat_rules_of(c.ipc) if e.sku(r.lb_id) == "Basic" and e.public_frontend(r)]
+    if not nat:
+        return None
+    ips, fes, miss = e.frontend_ips(fe for r in nat for fe in r.frontend_ids)
+    rule = nat[0]
+    lb = n(rule.lb_id)
+    via_pool = rule.kind == "inbound_nat_pool"
+    conf: Confidence = "inferred" if via_pool else "empirical"
+    what = "inbound NAT pool" if via_pool else "inbound NAT rule"
+    pool_hint = f"backend pool {n(pools[0])}" if pools else "a backend pool"
+    return c.make(
+        "lb_frontend", "11",
+        f"{c.who} has {what} {rule.name} on Basic load balancer {lb} and no "
+        f"load-balancing rule; the 2018 Azure China test saw such a VM egress from the "
+        f"NAT rule's frontend {', '.join(fes)} ({_ips(ips)}), but no Microsoft document "
+        "states it.",
+        via="nat_rule", resource=_lb_resource(lb, fes), ips=ips, confidence=conf,
+        snat=default_snat_ports(e.pool_size(pools)) if pools else 1024,
+        modifiers=facts.modifiers, also_missing=miss,
+        fixes=[
+            f"{BASIC_RETIRED}: upgrade {lb} to Standard and add an outbound rule for "
+            f"{pool_hint} on frontend {fes[0] if fes else '?'}; on Standard an inbound "
+            "NAT rule gives no egress at all",
+            "do not rely on NAT-rule egress: it is empirical and undocumented",
+        ],
+    )  # fmt: skip
+
+
+# --- rows 7-8: a Standard load balancer without outbound, for this VM or its group -------------
+
+
+def _standard_none(e: _Engine, c: _Case) -> Prediction | None:
+    """Rows 7-8: a Standard LB member (or group member) loses default outbound."""
+    facts = _lb_facts(e, c)
+    touch = e.std_touch.get(c.vm_key, [])
+    group = e.group(c.vm_key)
+    group_touch = [
+        (lb, pub, other)
+        for other in e.members[group] if other != c.vm_key
+        for lb, pub in e.std_touch.get(other, [])
+    ]  # fmt: skip
+    if not (touch or group_touch):
+        return None
+    n = e.inv.name_of
+    who = c.who
+    own_public = [lb for lb, pub in touch if pub]
+    own_internal = [lb for lb, pub in touch if not pub]
+    mods = list(facts.modifiers)
+    if own_public or (not own_internal and any(pub for _, pub, _ in group_touch)):
+        lb = own_public[0] if own_public else next(lb for lb, pub, _ in group_touch if pub)
+        pools = [p for p in e.pools_of(c.ipc) if e.inv.pools[p].lb_id == lb.id]
+        pool = n(pools[0]) if pools else None
+        fe = next(
+            (f.name for f in e.inv.frontends.values() if f.lb_id == lb.id and f.is_public), "?"
+        )
+        if own_public:
+            nat_only = not pools and any(r.lb_id == lb.id for r in e.nat_rules_of(c.ipc))
+            if "secondary_ipconfig" in mods:
+                why = (f"{who} is a secondary ipconfig, which gets no outbound through a load "
+                       f"balancer, and its VM is associated with Standard load balancer {lb.name}")  # fmt: skip
+            elif nat_only:
+                why = (f"{who} is only the target of inbound NAT rules of Standard load balancer "
+                       f"{lb.name}, and inbound NAT rules give no outbound")  # fmt: skip
+            else:
+                why = (f"{who} is in backend pool {pool} of Standard load balancer {lb.name}, "
+                       "which has no outbound rule and no load-balancing rule with outbound "
+                       "SNAT for it")  # fmt: skip
+        else:
+            mods.append("group_rule")
+            _, _, other = next(t for t in group_touch if t[0].id == lb.id)
+            why = (f"{who} shares {e.group_label(group)} with "
+                   f"{e.vm_label(other)}, which is associated with Standard load balancer "
+                   f"{lb.name}, so the whole group follows Standard rules")  # fmt: skip
+        target = f"backend pool {pool}" if pool else f"a backend pool of {lb.name} holding it"
+        return c.make(
+            "none", "7",
+            f"{why}; a Standard load balancer member has no default outbound access, so "
+            "it has no internet egress.",
+            resource=None, modifiers=mods,
+            confidence="inferred" if "secondary_ipconfig" in mods else None,
+            fixes=[
+                f"add an outbound rule on {lb.name} for {target} on frontend {fe}"
+                + (" (on Standard an inbound NAT rule gives no egress)" if own_public and not pools else ""),
+                c.ngw_fix,
+            ],
+        )  # fmt: skip
+    lb = own_internal[0] if own_internal else group_touch[0][0]
+    if not own_internal:
+        mods.append("group_rule")
+    return c.make(
+        "none", "8",
+        f"{who} is behind Standard internal load balancer {lb.name}"
+        + ("" if own_internal else f" through {e.group_label(group)}")
+        + ", which gives no outbound and turns off default outbound access for the whole "
+        "availability set / scale set, so it has no internet egress.",
+        resource=None, modifiers=mods,
+        fixes=[c.ngw_fix, "or add a Standard public load balancer with an outbound rule for these VMs"],
+    )  # fmt: skip
+
+
+# --- rows 9, 12-15: default outbound access, if still eligible ---------------------------------
+
+_UNKNOWN: Final = (
+    "an Azure-owned default outbound address, unknown in advance (it changes when the VM is redeployed)"
+)
+
+
+def _default_outbound(e: _Engine, c: _Case) -> Prediction:
+    """Row 15 when the ipconfig is not eligible, else rows 9, 12, 13, 14: always answers."""
+    return _not_eligible(e, c) or _default_snat(e, c)
+
+
+def _not_eligible(e: _Engine, c: _Case) -> Prediction | None:
+    """Row 15: a private subnet, a Flexible scale set, or another NIC's public IP."""
+    inv, ipc, who = e.inv, c.ipc, c.who
+    mods = list(_lb_facts(e, c).modifiers)
+    pip_fix = f"or give {ipc.name} a Standard public IP (instance-level)"
+    vm = inv.vms.get(c.vm_key)
+    scale_set = inv.scale_sets.get(vm.scale_set_id) if vm and vm.scale_set_id else None
+    other_pip = [
+        o for o in e.ipcs_of_vm.get(c.vm_key, []) if o.id != ipc.id and o.public_ip_id
+        and o.nic_id != ipc.nic_id
+    ]  # fmt: skip
+    if c.sub is not None and c.sub.default_outbound_access is False:
+        return c.make(
+            "none", "15",
+            f"{who} is in private subnet {c.sub_label} (defaultOutboundAccess=false) and nothing "
+            "explicit gives it egress, so it has no internet egress.",
+            fixes=[c.ngw_fix, pip_fix], modifiers=mods,
+        )  # fmt: skip
+    if scale_set is not None and scale_set.orchestration == "Flexible":
+        return c.make(
+            "none", "15",
+            f"{who} is an instance of Flexible scale set {scale_set.name}, which gets no "
+            "default outbound access, and nothing explicit gives it egress.",
+            fixes=[c.ngw_fix, "or add a Standard load balancer with an outbound rule for the scale set"],
+            modifiers=mods,
+        )  # fmt: skip
+    if other_pip:
+        mods.append("multi_nic")
+        return c.make(
+            "none", "15",
+            f"{who} has no egress path of its own, and NIC {inv.name_of(other_pip[0].nic_id)} of the same "
+            "VM has a public IP, which turns off default outbound access for the whole VM; "
+            "what this NIC then uses is undocumented (probably nothing).",
+            fixes=[c.ngw_fix, pip_fix], modifiers=mods, confidence="inferred",
+        )  # fmt: skip
+    return None
+
+
+def _default_snat(e: _Engine, c: _Case) -> Prediction:
+    """Rows 9, 12, 13, 14: Azure SNATs to its own default outbound address."""
+    inv, ipc, who = e.inv, c.ipc, c.who
+    n = inv.name_of
+    facts = _lb_facts(e, c)
+    mods = list(facts.modifiers)
+    pip_fix = f"or give {ipc.name} a Standard public IP (instance-level)"
+    retire_note = (
+        "make egress explicit: default outbound access is off for subnets created with API "
+        "2025-07-01 or later, and may go away"
+    )
+    conf: Confidence | None = "inferred" if "secondary_ipconfig" in mods else None
+    secondary = (
+        f" As a secondary ipconfig, {ipc.name} gets no outbound through a load balancer."
+        if "secondary_ipconfig" in mods
+        else ""
+    )
+    # row 9: Standard IP-based pool
+    if ipc.private_ip:
+        for pool in inv.pools.values():
+            if ipc.private_ip in pool.addresses and e.sku(pool.lb_id) == "Standard":
+                lb = n(pool.lb_id)
+                return c.make(
+                    "default_snat", "9",
+                    f"{who}'s address {ipc.private_ip} is in IP-based backend pool {pool.name} "
+                    f"of Standard load balancer {lb}; an IP-based pool behaves like Basic with "
+                    f"default outbound, so Azure SNATs it to {_UNKNOWN}.",
+                    fixes=[
+                        f"make {pool.name} a NIC-based pool and add an outbound rule on {lb} for it",
+                        c.ngw_fix,
+                    ],
+                    modifiers=mods,
+                )  # fmt: skip
+    basic = [inv.pools[p] for p in facts.pools if e.sku(inv.pools[p].lb_id) == "Basic"]
+    public = [p for p in basic if e.lb_public(p.lb_id)]
+    if public:
+        pool = public[0]
+        lb = n(pool.lb_id)
+        fes = [f for f in inv.frontends.values() if f.lb_id == pool.lb_id and f.is_public]
+        fe = fes[0] if fes else None
+        fe_ips = inv.public_addresses(fe.public_ip_id, fe.public_ip_prefix_id) if fe else []
+        fe_text = f"frontend {fe.name} ({_ips(fe_ips)})" if fe else "frontend"
+        fe_pip = n(fe.public_ip_id) if fe and fe.public_ip_id else None
+        return c.make(
+            "default_snat", "12",
+            f"{who} is in backend pool {pool.name} of Basic load balancer {lb}, but {lb} has "
+            f"no load-balancing rule or inbound NAT rule for it, so Azure SNATs it to "
+            f"{_UNKNOWN}, not to {lb}'s {fe_text}.{secondary}",
+            fixes=[
+                f"{BASIC_RETIRED}: upgrade {lb}"
+                + (f" and public IP {fe_pip}" if fe_pip else "")
+                + f" to Standard, then add an outbound rule for backend pool {pool.name} on "
+                f"{fe_text} so {_short(who)} egresses from it",
+                f"(on the retired Basic SKU, a load-balancing rule for {pool.name} would also "
+                f"make it egress from {_ips(fe_ips)}; its probe need not be healthy)",
+                c.ngw_fix,
+            ],
+            modifiers=mods, confidence=conf,
+        )  # fmt: skip
+    if basic:
+        lb = n(basic[0].lb_id)
+        return c.make(
+            "default_snat", "13",
+            f"{who} is behind Basic internal load balancer {lb} only, which gives no outbound "
+            f"of its own, so Azure SNATs it to {_UNKNOWN}.{secondary}",
+            fixes=[f"{BASIC_RETIRED}: upgrade {lb} to Standard and " + c.ngw_fix, pip_fix],
+            modifiers=mods, confidence=conf,
+        )  # fmt: skip
+    return c.make(
+        "default_snat", "14",
+        f"{who} has no NAT gateway, instance public IP, load balancer outbound or route "
+        f"override, so Azure SNATs it to {_UNKNOWN}.{secondary}",
+        fixes=[c.ngw_fix, pip_fix, retire_note], modifiers=mods, confidence=conf,
+    )  # fmt: skip
+
+
+# --- the table of contents ---------------------------------------------------------------------
+
+_Rule = Callable[[_Engine, _Case], "Prediction | None"]
+
+DECISION_TABLE: Final[tuple[tuple[str, str, _Rule], ...]] = (
+    ("A-C", "the destination is reached privately", _private_paths),
+    ("1-2", "a route sends the traffic to an appliance, a gateway or nowhere", _route_override),
+    ("3", "a NAT gateway on the subnet", _nat_gateway),
+    ("4", "an instance public IP", _instance_ip),
+    ("5, 6, 10, 11", "a load balancer gives outbound", _lb_outbound),
+    ("7-8", "a Standard load balancer without outbound", _standard_none),
+    ("9, 12-15", "default outbound access, if still eligible", _default_outbound),
+)
+"""docs/azure-egress.md §1.1 in precedence order: (rows, what, rule); first answer wins."""
+
+
+def _short(who: str) -> str:
+    return who.split(" (", 1)[0]
 
 
 def _lb_resource(lb: str | None, fes: list[str]) -> str:
@@ -1009,6 +1133,7 @@ def explain(predictions: Sequence[Prediction]) -> str:
 __all__ = [
     "BASIC_RETIRED",
     "CONFIDENCE",
+    "DECISION_TABLE",
     "PREDICTION_SCHEMA",
     "ROWS",
     "TABLE_COLUMNS",
