@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from analyze.inventory.build import Builder, lb_child_id
 from analyze.inventory.model import (
+    IANA_PRIVATE_RANGES,
     RULE_PROTOCOLS,
     SKUS,
     BackendPool,
@@ -181,6 +182,7 @@ def _frontend(node: Node, into: Builder, lb_id: str | None = None) -> None:
             public_ip_prefix_id=node.ref("publicIPPrefix"),
             private_ip=node.ip("privateIPAddress"),
             subnet_id=node.ref("subnet"),
+            version=node.version("privateIPAddressVersion"),
             source=node.where(),
         )
     )
@@ -284,6 +286,8 @@ def _nic(node: Node, into: Builder) -> None:
             name=_name(node, nic_id),
             vm_id=node.ref("virtualMachine"),
             primary=node.flag("primary"),
+            ip_forwarding=node.flag("enableIPForwarding"),
+            location=node.text("location"),
             source=node.where(),
         )
     )
@@ -315,6 +319,7 @@ def _ipconfig(node: Node, into: Builder, nic_id: str | None = None) -> None:
             pool_ids=node.refs("loadBalancerBackendAddressPools"),
             nat_rule_ids=node.refs("loadBalancerInboundNatRules"),
             nat_pool_ids=node.refs("loadBalancerInboundNatPools"),
+            version=node.version("privateIPAddressVersion"),
             source=node.where(),
         )
     )
@@ -332,6 +337,7 @@ def _public_ip(node: Node, into: Builder) -> None:
             prefix_id=node.ref("publicIPPrefix"),
             owner_id=node.ref("ipConfiguration"),
             nat_gateway_id=node.ref("natGateway"),
+            version=node.version("publicIPAddressVersion"),
             source=node.where(),
         )
     )
@@ -346,6 +352,7 @@ def _prefix(node: Node, into: Builder) -> None:
             prefix=node.network("ipPrefix"),
             sku=_sku(node),
             nat_gateway_id=node.ref("natGateway"),
+            version=node.version("publicIPAddressVersion"),
             source=node.where(),
         )
     )
@@ -353,7 +360,7 @@ def _prefix(node: Node, into: Builder) -> None:
 
 def _nat_gateway(node: Node, into: Builder) -> None:
     rid = _id(node)
-    _remember_refs(node, into, "publicIpAddresses", "publicIpPrefixes", "subnets")
+    _remember_refs(node, into, "publicIpAddresses", "publicIpPrefixes", "subnets", "sourceVirtualNetwork")
     into.add(
         NatGateway(
             id=rid,
@@ -362,6 +369,7 @@ def _nat_gateway(node: Node, into: Builder) -> None:
             public_ip_ids=node.refs("publicIpAddresses") + node.refs("publicIpAddressesV6"),
             public_ip_prefix_ids=node.refs("publicIpPrefixes") + node.refs("publicIpPrefixesV6"),
             subnet_ids=node.refs("subnets"),
+            vnet_id=node.ref("sourceVirtualNetwork"),
             source=node.where(),
         )
     )
@@ -389,6 +397,7 @@ def _vnet(node: Node, into: Builder) -> None:
             else (),
             peered_vnet_ids=tuple(peered),
             peered_prefixes=tuple(peered_prefixes),
+            location=node.text("location"),
             source=node.where(),
         )
     )
@@ -409,6 +418,11 @@ def _subnet(node: Node, into: Builder, vnet_id: str | None = None) -> None:
     if (single := node.network("addressPrefix")) is not None:
         prefixes.insert(0, single)
     endpoints = tuple(s for ep in node.objs("serviceEndpoints") if (s := ep.text("service")))
+    locations = tuple(
+        (s, tuple(ep.strs("locations")))
+        for ep in node.objs("serviceEndpoints")
+        if (s := ep.text("service")) and ep.strs("locations")
+    )
     _remember_refs(node, into, "natGateway", "routeTable")
     into.add(
         Subnet(
@@ -420,6 +434,7 @@ def _subnet(node: Node, into: Builder, vnet_id: str | None = None) -> None:
             route_table_id=node.ref("routeTable"),
             default_outbound_access=node.flag("defaultOutboundAccess"),
             service_endpoints=endpoints,
+            endpoint_locations=locations,
             source=node.where(),
         )
     )
@@ -481,6 +496,8 @@ def _firewall(node: Node, into: Builder) -> None:
         public = hub.obj("publicIPs")
         if public is not None:
             addresses += [a for x in public.objs("addresses") if (a := x.ip("address"))]
+    extra = node.obj("additionalProperties")
+    snat = extra.text("Network.SNAT.PrivateRanges") if extra is not None else None
     into.add(
         Firewall(
             id=rid,
@@ -489,9 +506,24 @@ def _firewall(node: Node, into: Builder) -> None:
             addresses=tuple(addresses),
             private_ip=private,
             subnet_id=subnet,
+            snat_private_ranges=_snat_ranges(node, snat),
             source=node.where(),
         )
     )
+
+
+def _snat_ranges(node: Node, text: str | None) -> tuple[str, ...] | None:
+    """``Network.SNAT.PrivateRanges``: ``IANAPrivateRanges`` (the default), or CIDRs."""
+    if text is None:
+        return None
+    out: list[str] = []
+    for item in text.split(","):
+        item = item.strip()
+        if item.lower() == "ianaprivateranges":
+            out += IANA_PRIVATE_RANGES
+        elif item:
+            out.append(_net(node, item))
+    return tuple(dict.fromkeys(out))
 
 
 def _vm(node: Node, into: Builder) -> None:
@@ -511,6 +543,7 @@ def _vm(node: Node, into: Builder) -> None:
             availability_set_id=node.ref("availabilitySet"),
             scale_set_id=scale_set,
             nic_ids=nic_ids,
+            location=node.text("location"),
             source=node.where(),
         )
     )

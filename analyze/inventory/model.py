@@ -43,6 +43,9 @@ ProxyKind = Literal["application_gateway", "front_door", "reverse_proxy", "other
 RangeKind = Literal["onprem", "other"]
 """A known address range: ``onprem`` is reached privately over VPN / ExpressRoute."""
 
+Family = Literal[4, 6]
+"""IP address family (``privateIPAddressVersion`` / ``publicIPAddressVersion``)."""
+
 RuleAction = Literal["allow", "deny"]
 """What an allowlist rule does with a matching source address."""
 
@@ -52,6 +55,9 @@ RULE_PROTOCOLS: Final[tuple[RuleProtocol, ...]] = get_args(RuleProtocol)
 ORCHESTRATIONS: Final[tuple[Orchestration, ...]] = get_args(Orchestration)
 PROXY_KINDS: Final[tuple[ProxyKind, ...]] = get_args(ProxyKind)
 RANGE_KINDS: Final[tuple[RangeKind, ...]] = get_args(RangeKind)
+
+IANA_PRIVATE_RANGES: Final = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+"""What Azure Firewall does not SNAT by default ("IANA private ranges": RFC 1918 and RFC 6598)."""
 
 RULE_KIND: Final = pl.Enum(list(RULE_KINDS))
 OWNER_KIND: Final = pl.Enum(
@@ -86,6 +92,13 @@ def ip_int(address: str) -> int:
     return int(ipaddress.ip_address(address))
 
 
+def family(address: str | None) -> Family | None:
+    """4 or 6 for an address or CIDR text, None for None."""
+    if not address:
+        return None
+    return 6 if ":" in address else 4
+
+
 def in_networks(address: str, networks: Iterable[str]) -> bool:
     """Whether ``address`` falls in any of the CIDR ``networks`` (mixed versions allowed)."""
     ip = ipaddress.ip_address(address)
@@ -113,6 +126,11 @@ class Vm:
     """Scale set of a VMSS instance (Uniform instance ids or Flexible ``virtualMachineScaleSet``)."""
     nic_ids: tuple[str, ...] = ()
     """NICs attached to the VM."""
+    location: str | None = None
+    """Azure region (``location``), as written."""
+    scale_set_added: bool | None = None
+    """Flexible scale set: True when the VM was created on its own and then added to the set
+    (it keeps default outbound access; instances the set creates get none)."""
     source: str = ""
     """Where the record was read (``file: path``)."""
 
@@ -163,6 +181,10 @@ class Nic:
     """Whether it is the VM's primary NIC; None when the source does not say."""
     effective_routes: tuple[Route, ...] | None = None
     """``az network nic show-effective-route-table``, when loaded: the routing truth."""
+    ip_forwarding: bool | None = None
+    """``enableIPForwarding``: an appliance NIC forwards traffic not addressed to it."""
+    location: str | None = None
+    """Azure region."""
     source: str = ""
     """Where the record was read."""
 
@@ -191,8 +213,15 @@ class IpConfig:
     """Inbound NAT rules (``loadBalancerInboundNatRules``)."""
     nat_pool_ids: tuple[str, ...] = ()
     """Inbound NAT pools of a VMSS Uniform (``loadBalancerInboundNatPools``)."""
+    version: Family | None = None
+    """``privateIPAddressVersion``; None: taken from the address (IPv4 when there is none)."""
     source: str = ""
     """Where the record was read."""
+
+    @property
+    def family(self) -> Family:
+        """The ipconfig's address family: an ipconfig has exactly one."""
+        return self.version or family(self.private_ip) or 4
 
 
 # --- network ----------------------------------------------------------------------------
@@ -216,8 +245,15 @@ class PublicIp:
     """``ipConfiguration`` back-reference: NIC ipconfig, LB frontend, firewall ipconfig, ..."""
     nat_gateway_id: str | None = None
     """NAT gateway using it."""
+    version: Family | None = None
+    """``publicIPAddressVersion``; None: taken from the address."""
     source: str = ""
     """Where the record was read."""
+
+    @property
+    def family(self) -> Family | None:
+        """IPv4 or IPv6 (None when neither the version nor the address is known)."""
+        return self.version or family(self.address)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,8 +270,15 @@ class PublicIpPrefix:
     """SKU."""
     nat_gateway_id: str | None = None
     """NAT gateway using it."""
+    version: Family | None = None
+    """``publicIPAddressVersion``; None: taken from the CIDR."""
     source: str = ""
     """Where the record was read."""
+
+    @property
+    def family(self) -> Family | None:
+        """IPv4 or IPv6 (None when neither the version nor the CIDR is known)."""
+        return self.version or family(self.prefix)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,6 +313,8 @@ class Frontend:
     """Internal frontend: its private address."""
     subnet_id: str | None = None
     """Internal frontend: its subnet."""
+    version: Family | None = None
+    """``privateIPAddressVersion`` of an internal frontend; public ones take their IP's."""
     source: str = ""
     """Where the record was read."""
 
@@ -369,6 +414,8 @@ class NatGateway:
     """Its public IP prefixes."""
     subnet_ids: tuple[str, ...] = ()
     """Subnets it serves (back-reference; the subnet's ``natGateway`` is the same link)."""
+    vnet_id: str | None = None
+    """StandardV2 attached at the VNet level (``sourceVirtualNetwork``): every subnet of it."""
     source: str = ""
     """Where the record was read."""
 
@@ -389,6 +436,8 @@ class Firewall:
     """Private address: what a UDR's ``nextHopIpAddress`` points at."""
     subnet_id: str | None = None
     """Its subnet (``AzureFirewallSubnet``); a NAT gateway there takes over its egress."""
+    snat_private_ranges: tuple[str, ...] | None = None
+    """Destinations it does not SNAT (``Network.SNAT.PrivateRanges``); None: IANA private ranges."""
     source: str = ""
     """Where the record was read."""
 
@@ -428,7 +477,10 @@ class Subnet:
     default_outbound_access: bool | None = None
     """``False`` makes a private subnet; absent (None) means the old default, true."""
     service_endpoints: tuple[str, ...] = ()
-    """Service endpoint services (``Microsoft.Storage``, ...)."""
+    """Service endpoint services (``Microsoft.Storage``, ``Microsoft.Storage.Global``, ...)."""
+    endpoint_locations: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``serviceEndpoints[].locations`` per service, when given (``("Microsoft.Storage",
+    ("westeurope", "northeurope"))``); a service without an entry covers its default regions."""
     source: str = ""
     """Where the record was read."""
 
@@ -447,6 +499,8 @@ class Vnet:
     """Remote VNets of its peerings."""
     peered_prefixes: tuple[str, ...] = ()
     """Remote address spaces as the peerings report them."""
+    location: str | None = None
+    """Azure region: service endpoints cover this region (and its pair for Storage)."""
     source: str = ""
     """Where the record was read."""
 
@@ -696,16 +750,40 @@ class Inventory:
             return nic.vm_id
         return vmss_instance_id(ipc.nic_id)
 
-    def public_addresses(self, public_ip_id: str | None, prefix_id: str | None) -> list[str]:
-        """Addresses of a public IP and / or every address of a prefix (as its CIDR)."""
+    def public_addresses(
+        self, public_ip_id: str | None, prefix_id: str | None, version: Family | None = None
+    ) -> list[str]:
+        """Addresses of a public IP and / or every address of a prefix (as its CIDR).
+
+        Args:
+            public_ip_id: A public IP id, or None.
+            prefix_id: A public IP prefix id, or None.
+            version: Only addresses of this family (None: both).
+        """
         out: list[str] = []
         pip = self.public_ips.get(public_ip_id) if public_ip_id else None
-        if pip is not None and pip.address:
+        if pip is not None and pip.address and version in (None, pip.family):
             out.append(pip.address)
         pfx = self.public_ip_prefixes.get(prefix_id) if prefix_id else None
-        if pfx is not None and pfx.prefix:
+        if pfx is not None and pfx.prefix and version in (None, pfx.family):
             out.append(pfx.prefix)
         return out
+
+    def public_family(self, public_ip_id: str | None, prefix_id: str | None) -> Family | None:
+        """Family of a public IP or prefix, from its version or address; None when unknown."""
+        pip = self.public_ips.get(public_ip_id) if public_ip_id else None
+        if pip is not None and pip.family:
+            return pip.family
+        pfx = self.public_ip_prefixes.get(prefix_id) if prefix_id else None
+        return pfx.family if pfx is not None else None
+
+    def frontend_family(self, fe: Frontend) -> Family | None:
+        """Family of a frontend: its public IP's or prefix's, else its private address's."""
+        return (
+            self.public_family(fe.public_ip_id, fe.public_ip_prefix_id)
+            or fe.version
+            or family(fe.private_ip)
+        )
 
     def tags_containing(self, address: str) -> frozenset[str] | None:
         """Lower-case names of the Service Tags holding ``address``; None if none are loaded."""
@@ -805,6 +883,8 @@ def _records_frame(records: list[object]) -> pl.DataFrame:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, tuple):  # Subnet.endpoint_locations: (service, locations)
+        return f"{value[0]}: {', '.join(value[1])}"
     if isinstance(value, Route):
         return ", ".join(value.prefixes) + f" -> {value.next_hop_type}" + (
             f" {value.next_hop_ip}" if value.next_hop_ip else ""
@@ -822,6 +902,7 @@ __all__ = [
     "BackendPool",
     "EgressClass",
     "EgressVia",
+    "Family",
     "Firewall",
     "Frontend",
     "Inventory",

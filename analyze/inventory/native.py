@@ -188,12 +188,12 @@ class _Reader:
         for node in doc.objs("public_ips"):
             self._public_ip(node)
         for node in doc.objs("public_ip_prefixes"):
-            _check(node, ("name", "prefix", "sku"))
+            _check(node, ("name", "prefix", "sku", "version"))
             name = _req(node, "name")
             self.into.add(
                 PublicIpPrefix(
                     id=nid("publicIPPrefixes", name), name=name, prefix=node.network("prefix"),
-                    sku=_sku(node), source=node.where(),
+                    sku=_sku(node), version=node.version("version"), source=node.where(),
                 )
             )  # fmt: skip
         for node in doc.objs("vnets"):
@@ -284,26 +284,26 @@ class _Reader:
         return [parse_network(t, f"{node.where()}.{key}[{i}]") for i, t in enumerate(node.strs(key))]
 
     def _public_ip(self, node: Node) -> None:
-        _check(node, ("name", "address", "sku", "prefix"))
+        _check(node, ("name", "address", "sku", "prefix", "version"))
         name = _req(node, "name")
         self.into.add(
             PublicIp(
                 id=nid("publicIPAddresses", name), name=name, address=node.ip("address"),
-                sku=_sku(node),
+                sku=_sku(node), version=node.version("version"),
                 prefix_id=nid("publicIPPrefixes", p) if (p := node.text("prefix")) else None,
                 source=node.where(),
             )
         )  # fmt: skip
 
     def _vnet(self, node: Node) -> None:
-        _check(node, ("name", "address_space", "peerings", "subnets"))
+        _check(node, ("name", "address_space", "peerings", "subnets", "location"))
         name = _req(node, "name")
         vnet_id = nid("virtualNetworks", name)
         peered = tuple(nid("virtualNetworks", p) for p in node.strs("peerings"))
         self.into.add(
             Vnet(
                 id=vnet_id, name=name, address_space=tuple(self._nets(node, "address_space")),
-                peered_vnet_ids=peered, source=node.where(),
+                peered_vnet_ids=peered, location=node.text("location"), source=node.where(),
             )
         )  # fmt: skip
         for sub in node.objs("subnets"):
@@ -313,6 +313,7 @@ class _Reader:
             ))  # fmt: skip
             sname = _req(sub, "name")
             prefixes = self._nets(sub, "prefix") + self._nets(sub, "prefixes")
+            services, locations = self._endpoints(sub)
             self.into.add(
                 Subnet(
                     id=nid("virtualNetworks", name, "subnets", sname), name=sname, vnet_id=vnet_id,
@@ -320,9 +321,33 @@ class _Reader:
                     nat_gateway_id=nid("natGateways", n) if (n := sub.text("nat_gateway")) else None,
                     route_table_id=nid("routeTables", r) if (r := sub.text("route_table")) else None,
                     default_outbound_access=sub.flag("default_outbound_access"),
-                    service_endpoints=tuple(sub.strs("service_endpoints")), source=sub.where(),
+                    service_endpoints=services, endpoint_locations=locations, source=sub.where(),
                 )
             )  # fmt: skip
+
+    def _endpoints(self, sub: Node) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        """``service_endpoints``: names, or ``{service, locations}`` mappings."""
+        raw = sub.raw("service_endpoints")
+        if raw is None:
+            return (), ()
+        if not isinstance(raw, list):
+            raise sub.error("expected a list", "service_endpoints")
+        services: list[str] = []
+        locations: list[tuple[str, tuple[str, ...]]] = []
+        for i, item in enumerate(raw):
+            if isinstance(item, str):
+                services.append(item)
+                continue
+            node = Node(item, f"{sub.path}.service_endpoints[{i}]", sub.source) if isinstance(item, Mapping) else None
+            if node is None:
+                raise sub.error(f"expected a service name or {{service, locations}}, got {clip(item)}",
+                                f"service_endpoints[{i}]")  # fmt: skip
+            _check(node, ("service", "locations"))
+            service = _req(node, "service")
+            services.append(service)
+            if node.strs("locations"):
+                locations.append((service, tuple(node.strs("locations"))))
+        return tuple(services), tuple(locations)
 
     def _scale_set(self, node: Node) -> None:
         _check(node, ("name", "orchestration"))
@@ -364,7 +389,8 @@ class _Reader:
             self.vm_primary[_req(vm, "name").lower()] = f"{nic_id}/ipconfigurations/{_req(ipc, 'name').lower()}"
 
     def _vm(self, node: Node) -> None:
-        _check(node, ("name", "availability_set", "scale_set", "nics", *self._SHORT))
+        _check(node, ("name", "availability_set", "scale_set", "added_to_scale_set", "location",
+                      "nics", *self._SHORT))  # fmt: skip
         name = _req(node, "name")
         vm_id = nid("virtualMachines", name)
         aset = node.text("availability_set")
@@ -372,7 +398,7 @@ class _Reader:
         nics = self._nics(node)
         nic_ids = []
         for n, nic in enumerate(nics):
-            _check(nic, ("name", "primary", "ipconfigs", "effective_routes"))
+            _check(nic, ("name", "primary", "ipconfigs", "effective_routes", "ip_forwarding"))
             nic_name = _req(nic, "name")
             nic_id = nid("networkInterfaces", nic_name)
             nic_ids.append(nic_id)
@@ -383,7 +409,8 @@ class _Reader:
                 Nic(
                     id=nic_id, name=nic_name, vm_id=vm_id,
                     primary=nic.flag("primary") if nic.has("primary") else n == 0,
-                    effective_routes=routes, source=nic.where(),
+                    effective_routes=routes, ip_forwarding=nic.flag("ip_forwarding"),
+                    location=node.text("location"), source=nic.where(),
                 )
             )  # fmt: skip
             ipcs = nic.objs("ipconfigs")
@@ -391,7 +418,7 @@ class _Reader:
                 ipcs = [Node(c.value, node.path, node.source) for c in ipcs]
             for i, ipc in enumerate(ipcs):
                 _check(ipc, ("name", "primary", "private_ip", "subnet", "public_ip",
-                             "public_ip_sku", "pools", "nat_rules", "nat_pools"))  # fmt: skip
+                             "public_ip_sku", "pools", "nat_rules", "nat_pools", "version"))  # fmt: skip
                 ipc_name = _req(ipc, "name")
                 pip = ipc.text("public_ip")
                 self.into.add(
@@ -405,7 +432,7 @@ class _Reader:
                         pool_ids=self._lb_refs(ipc, "pools", "backendaddresspools"),
                         nat_rule_ids=self._lb_refs(ipc, "nat_rules", "inboundnatrules"),
                         nat_pool_ids=self._lb_refs(ipc, "nat_pools", "inboundnatpools"),
-                        source=ipc.where(),
+                        version=ipc.version("version"), source=ipc.where(),
                     )
                 )  # fmt: skip
         self.into.add(
@@ -413,7 +440,8 @@ class _Reader:
                 id=vm_id, name=name,
                 availability_set_id=nid("availabilitySets", aset) if aset else None,
                 scale_set_id=nid("virtualMachineScaleSets", sset) if sset else None,
-                nic_ids=tuple(nic_ids), source=node.where(),
+                nic_ids=tuple(nic_ids), location=node.text("location"),
+                scale_set_added=node.flag("added_to_scale_set"), source=node.where(),
             )
         )  # fmt: skip
 
@@ -521,7 +549,7 @@ class _Reader:
                 )  # fmt: skip
 
     def _nat_gateway(self, node: Node) -> None:
-        _check(node, ("name", "sku", "public_ips", "public_ip_prefixes", "subnets"))
+        _check(node, ("name", "sku", "public_ips", "public_ip_prefixes", "subnets", "vnet"))
         name = _req(node, "name")
         subnets = []
         for i, text in enumerate(node.strs("subnets")):
@@ -539,7 +567,9 @@ class _Reader:
                     self.prefix(p, f"{name}-{i + 1}", node.where())
                     for i, p in enumerate(node.strs("public_ip_prefixes"))
                 ),
-                subnet_ids=tuple(subnets), source=node.where(),
+                subnet_ids=tuple(subnets),
+                vnet_id=nid("virtualNetworks", v) if (v := node.text("vnet")) else None,
+                source=node.where(),
             )
         )  # fmt: skip
 
@@ -560,7 +590,7 @@ class _Reader:
         )  # fmt: skip
 
     def _firewall(self, node: Node) -> None:
-        _check(node, ("name", "public_ips", "private_ip", "subnet"))
+        _check(node, ("name", "public_ips", "private_ip", "subnet", "snat_private_ranges"))
         name = _req(node, "name")
         self.into.add(
             Firewall(
@@ -570,6 +600,8 @@ class _Reader:
                     for i, p in enumerate(node.strs("public_ips"))
                 ),
                 private_ip=node.ip("private_ip"), subnet_id=self.subnet(node, "subnet"),
+                snat_private_ranges=tuple(self._nets(node, "snat_private_ranges"))
+                if node.has("snat_private_ranges") else None,
                 source=node.where(),
             )
         )  # fmt: skip

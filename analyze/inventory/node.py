@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from analyze.inventory.model import canon_id
 from capture.errors import InventoryError, clip
@@ -99,6 +99,17 @@ class Node:
         if isinstance(val, str) and val.strip().lower() in ("true", "false"):
             return val.strip().lower() == "true"
         raise InventoryError(f"{self.source}: {path}: expected true or false, got {clip(val)}")
+
+    def version(self, *names: str) -> Literal[4, 6] | None:
+        """An address family: ``IPv4`` / ``IPv6`` (any case, as ARM writes them) or 4 / 6."""
+        hit = self._find(names)
+        if hit is None:
+            return None
+        path, val = hit
+        text = str(val).strip().lower()
+        if isinstance(val, bool) or text not in ("ipv4", "ipv6", "4", "6"):
+            raise InventoryError(f"{self.source}: {path}: expected IPv4 or IPv6, got {clip(val)}")
+        return 6 if text.endswith("6") else 4
 
     def obj(self, *names: str) -> Node | None:
         """A child mapping, or None."""
