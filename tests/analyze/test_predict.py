@@ -42,7 +42,8 @@ ARTICLE = ROOT / "pcaps" / "inventory" / "article.yaml"
 
 JSON_KEYS = [
     "vm", "nic", "ipconfig", "private_ip", "destination", "class", "via", "resource",
-    "expected_ips", "row", "confidence", "reason", "fixes", "snat_ports",
+    "expected_ips", "row", "confidence", "reason", "fixes", "snat_ports", "family", "protocols",
+    "paths",
 ]  # fmt: skip
 
 
@@ -100,7 +101,7 @@ def test_decision_table_row(
 
 
 def test_every_row_has_a_case() -> None:
-    assert {c[6] for c in ROW_CASES} == set(ROWS)
+    assert {c[6] for c in ROW_CASES} | {c[7] for c in EGRESS_CASES} == set(ROWS)
 
 
 @pytest.mark.parametrize(
@@ -627,3 +628,151 @@ def test_basic_inbound_nat_pool_is_row_11_inferred() -> None:
         "lb_frontend", "nat_rule", "11", "inferred", ("40.125.161.55",),
     )  # fmt: skip
     assert "inbound NAT pool ssh-pool" in p.reason
+
+
+# --- second pass: families, routes, appliances, protocols, regions (issue 13) ----------------
+
+EGRESS = INV / "egress"
+
+# (fixture, vm, ipconfig, destination, class, via, expected_ips, row, modifiers)
+EGRESS_CASES: list[tuple[str, str, str, str | None, str, str | None, list[str], str, tuple[str, ...]]] = [
+    # IPv6: a Standard NAT gateway is IPv4 only, and IPv6 has no default outbound access.
+    ("row_16", "vm1", "ipconfig1", None, "nat_gateway", None, ["20.0.0.10"], "3", ()),
+    ("row_16", "vm1", "ipconfig-v6", None, "none", None, [], "16", ()),
+    ("row_16", "vm2", "ipconfig-v6", None, "instance_public_ip", None, ["2001:db8:4::4"], "4", ()),
+    ("row_16", "vm2", "ipconfig1", None, "default_snat", None, [], "14", ()),
+    # A destination of the other family is not this ipconfig's traffic.
+    ("dual_stack_tutorial", "vm-1", "ipconfig-ipv4", "2001:db8:ffff::1", "none", None, [], "20", ()),
+    ("dual_stack_tutorial", "vm-1", "ipconfig-ipv6", "2001:db8:ffff::1", "lb_frontend", "outbound_rule",
+     ["2001:db8:100::10"], "5", ("ipv6_secondary",)),
+    # Split default routes to an NVA beat the NAT gateway and a 0.0.0.0/0 -> Internet route.
+    ("appliances", "vm1", "ipconfig1", None, "firewall", None, ["20.0.5.5"], "17", ()),
+    ("appliances", "vm2", "ipconfig1", None, "firewall", None, ["20.0.6.6"], "17", ("ip_forwarding_assumed",)),
+    ("appliances", "vm3", "ipconfig1", None, "none", None, [], "18", ()),
+    ("appliances", "vm4", "ipconfig1", None, "forced_tunnel", None, [], "19", ()),
+    ("appliances", "vm5", "ipconfig1", None, "firewall", None, ["20.0.2.2"], "1", ()),
+    # The NVA's own ipconfig is predicted like any other.
+    ("appliances", "nva2", "ipconfig1", None, "nat_gateway", None, ["20.0.6.6"], "3", ()),
+    # Service endpoints by region: Storage covers West Europe and its pair North Europe.
+    ("service_endpoints", "vm1", "ipconfig1", "52.239.1.9", "private", None, ["10.0.0.4"], "B", ()),
+    ("service_endpoints", "vm1", "ipconfig1", "52.239.2.9", "private", None, ["10.0.0.4"], "B", ()),
+    ("service_endpoints", "vm1", "ipconfig1", "52.239.3.9", "firewall", None, ["20.0.9.9"], "17", ()),
+    ("service_endpoints", "vm2", "ipconfig1", "52.239.3.9", "private", None, ["10.0.1.4"], "B", ()),
+    ("service_endpoints", "vm3", "ipconfig1", "52.239.4.9", "private", None, ["10.0.2.4"], "B", ()),
+    ("service_endpoints", "vm3", "ipconfig1", "52.239.1.9", "default_snat", None, [], "14", ()),
+    # VNet-level StandardV2 NAT gateway, per family; Flexible scale set members.
+    ("scale_sets_and_vnet_nat", "vm1", "ipconfig1", None, "nat_gateway", None, ["20.0.0.20"], "3",
+     ("vnet_nat_gateway",)),
+    ("scale_sets_and_vnet_nat", "vm1", "ipconfig-v6", None, "nat_gateway", None, ["2001:db8:20::20"], "3",
+     ("vnet_nat_gateway",)),
+    ("scale_sets_and_vnet_nat", "vm2", "ipconfig1", None, "default_snat", None, [], "14", ("flex_added",)),
+    ("scale_sets_and_vnet_nat", "vm3", "ipconfig1", None, "none", None, [], "15", ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fixture", "vm", "ipconfig", "dest", "cls", "via", "ips", "row", "mods"),
+    EGRESS_CASES,
+    ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[3]}" for c in EGRESS_CASES],
+)
+def test_second_pass_rows_native(
+    fixture: str, vm: str, ipconfig: str, dest: str | None, cls: str, via: str | None,
+    ips: list[str], row: str, mods: tuple[str, ...],
+) -> None:  # fmt: skip
+    inv = load([EGRESS / f"{fixture}.yaml"])
+    assert inv.warnings == ()
+    p = one(predict(inv, dest), vm, ipconfig)
+    assert (p.egress_class, p.via, list(p.expected_ips), p.row, p.modifiers) == (cls, via, ips, row, mods)
+
+
+def test_dual_stack_tutorial() -> None:
+    """Microsoft's tutorial: NAT gateway for IPv4, an LB outbound rule on an IPv6 frontend for IPv6."""
+    preds = predict(load([EGRESS / "dual_stack_tutorial.yaml"]))
+    v4, v6 = one(preds, "vm-1", "ipconfig-ipv4"), one(preds, "vm-1", "ipconfig-ipv6")
+    assert (v4.egress_class, v4.expected_ips, v4.row, v4.family) == ("nat_gateway", ("20.0.0.10",), "3", 4)
+    assert (v6.egress_class, v6.via, v6.expected_ips, v6.row, v6.family) == (
+        "lb_frontend", "outbound_rule", ("2001:db8:100::10",), "5", 6,
+    )  # fmt: skip
+    assert v6.confidence == "documented"  # outbound rules take IPv6 secondary ipconfigs
+
+
+def test_ipv6_rows_never_give_an_ipv4_address() -> None:
+    for fixture in ("row_16", "dual_stack_tutorial", "scale_sets_and_vnet_nat"):
+        for p in predict(load([EGRESS / f"{fixture}.yaml"])):
+            assert all(ipaddress.ip_network(a).version == p.family for a in p.expected_ips), p
+
+
+def test_split_routes_name_both_halves() -> None:
+    p = one(predict(load([EGRESS / "appliances.yaml"])), "vm1")
+    assert "0.0.0.0/1, 128.0.0.0/1" in p.reason and "nva1" in p.reason
+    assert p.resource == "nva1"
+
+
+def test_split_routes_covering_part_of_the_internet_say_so() -> None:
+    doc = yaml.safe_load((EGRESS / "appliances.yaml").read_text())
+    rt = next(r for r in doc["route_tables"] if r["name"] == "rt-split")
+    rt["routes"] = [r for r in rt["routes"] if r["name"] != "high"]  # only 0.0.0.0/1 to the NVA
+    p = one(predict(_inv(doc)), "vm1")
+    # 0.0.0.0/1 holds the larger share of public IPv4 (10/8 and 100.64/10 are below, but
+    # 172.16/12, 192.168/16 and 224/3 above): the NVA still carries most of it.
+    assert (p.egress_class, p.row, p.modifiers) == ("firewall", "17", ("split_routes",))
+    assert "of it; give --destination" in p.reason
+    # To an address above 128.0.0.0 the 0.0.0.0/0 -> Internet route wins: the NAT gateway.
+    q = one(predict(_inv(doc), "198.51.100.7"), "vm1")
+    assert (q.egress_class, q.expected_ips) == ("nat_gateway", ("20.0.0.10",))
+
+
+def test_forwarding_off_says_so_in_the_fix() -> None:
+    p = one(predict(load([EGRESS / "appliances.yaml"])), "vm3")
+    assert "IP forwarding is off on NIC nva3-nic" in p.reason
+    assert p.fixes and "enableIPForwarding=true" in p.fixes[0]
+
+
+def test_appliance_chain_and_forwarding_warning_in_the_reason() -> None:
+    p = one(predict(load([EGRESS / "appliances.yaml"])), "vm2")
+    assert "which is nva2 (nva2-nic/ipconfig1); its own egress: Subnet hub/egress uses NAT gateway" in p.reason
+    assert "IP forwarding on NIC nva2-nic is not given: assumed on." in p.reason
+
+
+def test_routing_loop_between_appliances_is_no_egress() -> None:
+    doc = yaml.safe_load((EGRESS / "appliances.yaml").read_text())
+    # nva1's own subnet now routes everything back to nva2, whose subnet routes to nva1.
+    doc["vnets"][1]["subnets"][0]["route_table"] = "rt-nva2"
+    doc["vnets"][1]["subnets"][1]["route_table"] = "rt-split"
+    doc["vnets"][1]["subnets"][1].pop("nat_gateway")
+    p = one(predict(_inv(doc)), "vm1")
+    assert p.egress_class == "none" and "routing_loop" in p.modifiers
+
+
+def test_azure_firewall_does_not_snat_private_ranges() -> None:
+    inv = load([EGRESS / "appliances.yaml"])
+    p = one(predict(inv, "172.20.0.9"), "vm5")  # RFC 1918, reached through fw2
+    assert (p.egress_class, p.expected_ips, p.modifiers) == ("private", ("10.0.4.4",), ("firewall_no_snat",))
+    q = one(predict(inv, "198.51.100.7"), "vm5")
+    assert q.expected_ips == ("20.0.2.2",)
+
+
+def test_service_endpoint_destination_stays_private_despite_routes() -> None:
+    # vm1's subnet sends 0.0.0.0/0 to an NVA; its Storage service endpoint still wins.
+    p = one(predict(load([EGRESS / "service_endpoints.yaml"]), "52.239.1.9"), "vm1")
+    assert (p.egress_class, p.row) == ("private", "B")
+    assert "service tag storage.westeurope" in p.reason
+
+
+def test_protocol_per_frontend_paths_and_allowed_for_tcp() -> None:
+    inv = load([EGRESS / "protocol_per_frontend.yaml"])
+    preds = predict(inv, allowlist=inv.allowlist("web"))
+    for vm, row, tcp, udp in (("vm1", "6", "20.1.2.3", "20.1.2.5"), ("vm2", "5", "20.1.3.3", "20.1.3.5")):
+        p = one(preds, vm)
+        assert p.row == row and "protocol_per_frontend" in p.modifiers
+        assert (p.expected_for("tcp"), p.expected_for("udp"), p.expected_for("icmp")) == ((tcp,), (udp,), ())
+        assert p.allowed is True  # a TCP connection is judged against the TCP path
+        assert p.allowed_by_protocol == (("tcp", True), ("udp", False))
+        assert not any("to allowlist" in f for f in p.fixes)
+
+
+def test_frame_carries_family_protocols_and_paths() -> None:
+    preds = predict(load([EGRESS / "protocol_per_frontend.yaml"]))
+    row = frame(preds).filter(pl.col("vm") == "vm1").row(0, named=True)
+    assert row["family"] == 4 and row["protocols"] == ["tcp", "udp"]
+    assert row["paths"] == [{"protocol": "tcp", "ips": ["20.1.2.3"]}, {"protocol": "udp", "ips": ["20.1.2.5"]}]
