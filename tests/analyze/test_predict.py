@@ -776,3 +776,70 @@ def test_frame_carries_family_protocols_and_paths() -> None:
     row = frame(preds).filter(pl.col("vm") == "vm1").row(0, named=True)
     assert row["family"] == 4 and row["protocols"] == ["tcp", "udp"]
     assert row["paths"] == [{"protocol": "tcp", "ips": ["20.1.2.3"]}, {"protocol": "udp", "ips": ["20.1.2.5"]}]
+
+
+# The same rows from az CLI (flattened) and ARM (``properties``) JSON, in mixed key casing
+# and upper-case ids; tests/data/inventory/egress/*.json were written by hand for this.
+# (files, vm, ipconfig, destination, class, expected_ips, row, modifiers)
+JSON_EGRESS_CASES: list[tuple[tuple[str, ...], str, str, str | None, str, list[str], str, tuple[str, ...]]] = [
+    (("families.arm.json",), "vm-1", "ipconfig-ipv4", None, "nat_gateway", ["20.0.0.10"], "3", ()),
+    (("families.arm.json",), "vm-1", "ipconfig-ipv6", None, "lb_frontend", ["2001:db8:100::10"], "5", ("ipv6_secondary",)),
+    (("families.arm.json",), "vm-1", "ipconfig-ipv4", "2001:db8:ffff::1", "none", [], "20", ()),
+    (("families.arm.json",), "vm-3", "ipconfig-v6", None, "none", [], "16", ()),
+    (("families.arm.json",), "vm-2", "ipconfig1", None, "nat_gateway", ["20.0.0.20"], "3", ("vnet_nat_gateway",)),
+    (("families.arm.json",), "vm-2", "ipconfig-v6", None, "nat_gateway", ["2001:db8:20::20"], "3", ("vnet_nat_gateway",)),
+    (("appliances.az.json",), "vm1", "ipconfig1", None, "firewall", ["20.0.5.5"], "17", ()),
+    (("appliances.az.json",), "vm2", "ipconfig1", None, "firewall", ["20.0.6.6"], "17", ("ip_forwarding_assumed",)),
+    (("appliances.az.json",), "vm3", "ipconfig1", None, "none", [], "18", ()),
+    (("appliances.az.json",), "vm4", "ipconfig1", None, "forced_tunnel", [], "19", ()),
+    # fw2 has a management ipconfig: that alone is not forced tunnelling.
+    (("appliances.az.json",), "vm5", "ipconfig1", None, "firewall", ["20.0.2.2"], "1", ()),
+    (("appliances.az.json",), "vm5", "ipconfig1", "192.168.4.4", "private", ["10.0.4.4"], "1", ("firewall_no_snat",)),
+    (("protocols_regions.az.json",), "vm4", "ipconfig1", None, "lb_frontend", ["20.1.2.3", "20.1.2.5"], "6",
+     ("protocol_per_frontend",)),
+    (("protocols_regions.az.json",), "vm5", "ipconfig1", None, "lb_frontend", ["20.1.3.3", "20.1.3.5"], "5",
+     ("protocol_per_frontend",)),
+    (("protocols_regions.az.json", "storage_tags.yaml"), "vm1", "ipconfig1", "52.239.2.9", "private", ["10.0.0.4"], "B", ()),
+    (("protocols_regions.az.json", "storage_tags.yaml"), "vm1", "ipconfig1", "52.239.3.9", "default_snat", [], "14", ()),
+    (("protocols_regions.az.json", "storage_tags.yaml"), "vm2", "ipconfig1", "52.239.3.9", "private", ["10.0.1.4"], "B", ()),
+    (("protocols_regions.az.json", "storage_tags.yaml"), "vm3", "ipconfig1", "52.239.4.9", "private", ["10.0.2.4"], "B", ()),
+    (("protocols_regions.az.json", "storage_tags.yaml"), "vm3", "ipconfig1", "52.239.1.9", "default_snat", [], "14", ()),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("files", "vm", "ipconfig", "dest", "cls", "ips", "row", "mods"),
+    JSON_EGRESS_CASES,
+    ids=[f"{c[0][0]}-{c[1]}-{c[2]}-{c[3]}" for c in JSON_EGRESS_CASES],
+)
+def test_second_pass_rows_json(
+    files: tuple[str, ...], vm: str, ipconfig: str, dest: str | None, cls: str, ips: list[str],
+    row: str, mods: tuple[str, ...],
+) -> None:  # fmt: skip
+    inv = load([EGRESS / f for f in files])
+    p = one(predict(inv, dest), vm, ipconfig)
+    assert (p.egress_class, list(p.expected_ips), p.row, p.modifiers) == (cls, ips, row, mods)
+
+
+def test_json_protocol_paths_match_the_native_fixture() -> None:
+    native = {p.vm: p.paths for p in predict(load([EGRESS / "protocol_per_frontend.yaml"]))}
+    js = {p.vm: p.paths for p in predict(load([EGRESS / "protocols_regions.az.json"]))}
+    assert js["vm4"] == native["vm1"] and js["vm5"] == native["vm2"]
+
+
+def test_json_reads_families_forwarding_locations_and_snat_ranges() -> None:
+    inv = load([EGRESS / "families.arm.json", EGRESS / "appliances.az.json", EGRESS / "protocols_regions.az.json"])
+    by_name = {i.name: i for i in inv.ipconfigs.values() if i.nic_id.endswith("vm-3-nic")}
+    assert (by_name["ipconfig1"].family, by_name["ipconfig-v6"].version) == (4, 6)
+    pip6 = next(p for p in inv.public_ips.values() if p.name == "public-ip-ipv6")
+    assert (pip6.version, pip6.family) == (6, 6)
+    fwd = {n.name: n.ip_forwarding for n in inv.nics.values() if n.name.startswith("nva")}
+    assert fwd == {"nva1-nic": True, "nva2-nic": None, "nva3-nic": False}
+    vnet = next(v for v in inv.vnets.values() if v.name == "vnet1")
+    assert vnet.location == "West Europe"
+    sub_a = next(s for s in inv.subnets.values() if s.name == "a" and s.vnet_id == vnet.id)
+    assert sub_a.endpoint_locations == (("Microsoft.Storage", ("westeurope", "northeurope")),)
+    fw2 = next(f for f in inv.firewalls.values() if f.name == "fw2")
+    assert fw2.snat_private_ranges == ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+    ngw = next(g for g in inv.nat_gateways.values() if g.name == "ngw-v2")
+    assert ngw.vnet_id is not None and ngw.vnet_id.endswith("/virtualnetworks/vnet-2")
