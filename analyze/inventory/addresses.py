@@ -70,8 +70,12 @@ def address_table(inv: Inventory) -> pl.DataFrame:
                 inv.name_of(ipc.public_ip_id) or f"{inv.name_of(ipc.nic_id)}/{ipc.name}",
                 ipc.id, [vm] if vm else [],
             )  # fmt: skip
+    vnet_subnets: dict[str, list[str]] = defaultdict(list)
+    for sub in inv.subnets.values():
+        vnet_subnets[sub.vnet_id].append(sub.id)
     for ngw in inv.nat_gateways.values():
-        vms = sorted({v for s in ngw.subnet_ids for v in subnet_vms[s]})
+        served = list(ngw.subnet_ids) + (vnet_subnets.get(ngw.vnet_id, []) if ngw.vnet_id else [])
+        vms = sorted({v for s in served for v in subnet_vms[s]})
         for rid in ngw.public_ip_ids + ngw.public_ip_prefix_ids:
             owners[rid] = ("nat_gateway", None, "nat_gateway", ngw.name, ngw.id, vms)
     for fw in inv.firewalls.values():

@@ -53,3 +53,26 @@ def test_integer_ranges_for_range_joins() -> None:
     base = 20 * 2**24 + 2 * 2**8
     assert (prefix["start"], prefix["end"], prefix["prefix_len"]) == (base, base + 3, 30)
     assert table.get_column("start").is_sorted()
+
+
+def test_ipv6_frontends_addresses_and_prefixes_classify_ipv6_sources() -> None:
+    from analyze.classify import classify_addresses
+    from analyze.predict import predict
+
+    root = Path(__file__).resolve().parents[3] / "tests" / "data" / "inventory" / "egress"
+    inv = load([root / "families.arm.json"])
+    table = address_table(inv)
+    v6 = table.filter(pl.col("ip_version") == 6)
+    assert set(v6.get_column("network")) >= {"2001:db8:100::10/128", "2001:db8:20::20/128"}
+    # The VNet-level NAT gateway lists the VMs of every subnet of its VNet.
+    ngw = table.filter(pl.col("resource") == "ngw-v2")
+    assert ngw.get_column("vms").to_list() == [["vm-2"], ["vm-2"]]
+    got = classify_addresses(
+        ["2001:db8:100::10", "2001:db8:20::20", "fd00:db8:deca:deed::4"], inv, predict(inv)
+    ).select("ip", "class", "via", "candidate_vms")
+    rows = {r["ip"]: (r["class"], r["via"], r["candidate_vms"]) for r in got.iter_rows(named=True)}
+    assert rows == {
+        "2001:db8:100::10": ("lb_frontend", "outbound_rule", ["vm-1"]),
+        "2001:db8:20::20": ("nat_gateway", None, ["vm-2"]),
+        "fd00:db8:deca:deed::4": ("private", None, ["vm-1"]),
+    }
