@@ -1,7 +1,9 @@
 """Egress prediction: for every NIC ipconfig, the source address a destination will see.
 
-Implements the decision table of docs/azure-egress.md §1.1 (rows A-C, 1-15, first match
-wins, precedence UDR/NVA > NAT gateway > instance public IP > Standard outbound rule >
+Implements the decision table of docs/azure-egress.md §1.1 (rows A-C, 1-15) and its second
+pass in docs/egress-rows.md (rows 16-20: address families, appliances, Azure Firewall forced
+tunnelling; routes by longest prefix; protocol per frontend; service endpoint regions), first
+match wins, per address family, precedence UDR/NVA > NAT gateway > instance public IP > Standard outbound rule >
 implicit LB SNAT > default outbound > none), its §1.2 modifiers (group rule for
 availability sets / scale sets touched by a Standard LB, protocol-limited SNAT, several
 frontends, secondary ipconfigs, multi-NIC VMs) and the SNAT port allocation of §2.  Class
@@ -149,7 +151,7 @@ REGION_PAIRS: Final = {
     "chinanorth": "chinaeast", "chinaeast": "chinanorth", "chinanorth2": "chinaeast2",
     "chinaeast2": "chinanorth2", "chinanorth3": "chinaeast3", "chinaeast3": "chinanorth3",
 }  # fmt: skip
-"""Azure region -> its paired region ("Azure region pairs", [E6]); ``Microsoft.Storage``
+"""Azure region -> its paired region ("Azure region pairs", docs/egress-rows.md [E8]); ``Microsoft.Storage``
 service endpoints cover the VNet's region and this pair."""
 
 
