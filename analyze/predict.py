@@ -1,12 +1,13 @@
 """Egress prediction: for every NIC ipconfig, the source address a destination will see.
 
-Implements the decision table of docs/azure-egress.md §1.1 (rows A-C, 1-15) and its second
-pass in docs/egress-rows.md (rows 16-20: address families, appliances, Azure Firewall forced
-tunnelling; routes by longest prefix; protocol per frontend; service endpoint regions), first
-match wins, per address family, precedence UDR/NVA > NAT gateway > instance public IP > Standard outbound rule >
-implicit LB SNAT > default outbound > none), its §1.2 modifiers (group rule for
-availability sets / scale sets touched by a Standard LB, protocol-limited SNAT, several
-frontends, secondary ipconfigs, multi-NIC VMs) and the SNAT port allocation of §2.  Class
+Implements the decision table of docs/azure-egress.md §1.1 (rows A-C, 1-15; first match
+wins; precedence UDR/NVA > NAT gateway > instance public IP > Standard outbound rule >
+implicit LB SNAT > default outbound > none) and its second pass in docs/egress-rows.md
+(rows 16-20: address families, appliances, Azure Firewall forced tunnelling; routes by
+longest prefix; protocol per frontend; service endpoint regions), per address family; its
+§1.2 modifiers (group rule for availability sets / scale sets touched by a Standard LB,
+protocol-limited SNAT, several frontends, secondary ipconfigs, multi-NIC VMs) and the SNAT
+port allocation of §2.  Class
 names are DESIGN.md's (``capture.schema.EgressClass``).
 
 ``DECISION_TABLE`` (at the end of the engine) is the table of contents: one small function
