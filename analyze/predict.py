@@ -599,6 +599,8 @@ def _route_override(e: _Engine, c: _Case) -> Prediction | None:
     ``128.0.0.0/1`` count together).
     """
     routes, origin = e.routes_of(c.ipc, c.sub, c.missing)
+    if not routes:
+        return None
     split = ""
     if c.dest is not None:
         route, prefix = _best_route(routes, c.dest)
