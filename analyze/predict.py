@@ -1277,7 +1277,7 @@ DECISION_TABLE: Final[tuple[tuple[str, str, _Rule], ...]] = (
     ("4", "an instance public IP", _instance_ip),
     ("5, 6, 10, 11", "a load balancer gives outbound", _lb_outbound),
     ("7-8", "a Standard load balancer without outbound", _standard_none),
-    ("9, 12-15", "default outbound access, if still eligible", _default_outbound),
+    ("9, 12-16", "default outbound access, if still eligible (never for IPv6)", _default_outbound),
 )
 """docs/azure-egress.md §1.1 in precedence order: (rows, what, rule); first answer wins."""
 

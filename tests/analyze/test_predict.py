@@ -100,6 +100,25 @@ def test_decision_table_row(
     assert p.destination == dest
 
 
+def test_decision_table_lists_every_row_once() -> None:
+    from analyze.predict import DECISION_TABLE
+
+    def expand(spec: str) -> list[str]:
+        out: list[str] = []
+        for part in spec.split(","):
+            lo, _, hi = part.strip().partition("-")
+            if hi and lo.isdigit():
+                out += [str(i) for i in range(int(lo), int(hi) + 1)]
+            elif hi:
+                out += [chr(c) for c in range(ord(lo), ord(hi) + 1)]
+            else:
+                out.append(lo)
+        return out
+
+    listed = [row for spec, _, _ in DECISION_TABLE for row in expand(spec)]
+    assert sorted(listed) == sorted(ROWS)
+
+
 def test_every_row_has_a_case() -> None:
     assert {c[6] for c in ROW_CASES} | {c[7] for c in EGRESS_CASES} == set(ROWS)
 
