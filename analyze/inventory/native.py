@@ -9,6 +9,7 @@ a typo must not silently change a prediction.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -153,8 +154,17 @@ class _Reader:
     def public_ip(self, text: str, owner: str, sku: Sku | None, where: str) -> str:
         """A public IP by name, or an inline address that becomes a PIP named after ``owner``."""
         if _is_ip(text):
-            rid = nid("publicIPAddresses", f"{owner}-pip")
-            self.into.add(PublicIp(id=rid, name=f"{owner}-pip", address=text, sku=sku, source=where))
+            # A VM may have several inline addresses (a dual-stack NIC, several NICs): the
+            # first keeps the plain name, the next get a number instead of merging into it.
+            taken = self.into.tables["public_ips"]
+            name, n = f"{owner}-pip", 1
+            while (old := taken.get(nid("publicIPAddresses", name))) is not None and old.address != str(
+                ipaddress.ip_address(text)
+            ):
+                n += 1
+                name = f"{owner}-pip{n}"
+            rid = nid("publicIPAddresses", name)
+            self.into.add(PublicIp(id=rid, name=name, address=text, sku=sku, source=where))
             return rid
         return nid("publicIPAddresses", text)
 

@@ -456,7 +456,7 @@ _names = st.sampled_from(["a", "b", "c"])
 def inventories(draw: st.DrawFn) -> dict[str, Any]:
     n_vms = draw(st.integers(1, 6))
     subnets = [
-        {"name": f"s{i}", "prefix": f"10.0.{i}.0/24",
+        {"name": f"s{i}", "prefix": f"10.0.{i}.0/24", "prefixes": [f"fd00:0:0:{i}::/64"],
          **({"nat_gateway": "ngw"} if draw(st.booleans()) and i == 0 else {}),
          **({"route_table": "rt"} if draw(st.booleans()) and i == 1 else {}),
          **({"default_outbound_access": draw(st.booleans())} if draw(st.booleans()) else {})}
@@ -493,7 +493,15 @@ def inventories(draw: st.DrawFn) -> dict[str, Any]:
                  **({"public_ip": f"52.0.{i}.{k * 4 + c + 1}"} if draw(st.booleans()) else {})}
                 for c in range(draw(st.integers(1, 2)))
             ]  # fmt: skip
-            nics.append({"name": f"vm{i}-nic{k}", "ipconfigs": ipcs})
+            if draw(st.booleans()):  # a dual-stack NIC: its IPv6 ipconfig is secondary
+                ipcs.append({"name": "ip6", "primary": False, "private_ip": f"fd00:0:0:{k}::{i + 4}",
+                             "subnet": f"v/s{k}",
+                             **({"public_ip": f"2001:db8:{i}::{k + 1}"} if draw(st.booleans()) else {})})  # fmt: skip
+            nic: dict[str, Any] = {"name": f"vm{i}-nic{k}", "ipconfigs": ipcs}
+            forwarding = draw(st.sampled_from([None, True, False]))
+            if forwarding is not None:
+                nic["ip_forwarding"] = forwarding
+            nics.append(nic)
         vm: dict[str, Any] = {"name": f"vm{i}", "nics": nics}
         group = draw(st.sampled_from([None, "as1", "ss"]))
         if group == "as1":
@@ -503,10 +511,12 @@ def inventories(draw: st.DrawFn) -> dict[str, Any]:
         vms.append(vm)
     return {
         "vnets": [{"name": "v", "address_space": ["10.0.0.0/16"], "subnets": subnets}],
-        "nat_gateways": [{"name": "ngw", "public_ips": ["20.9.9.9"]}],
+        "nat_gateways": [{"name": "ngw", "sku": draw(st.sampled_from(["Standard", "StandardV2"])),
+                          "public_ips": ["20.9.9.9", "2001:db8:9::9"]}],
         "route_tables": [{"name": "rt", "routes": [
-            {"prefix": "0.0.0.0/0", "next_hop": draw(st.sampled_from(["VirtualAppliance", "Internet"])),
-             "next_hop_ip": "10.0.2.4"}]}],
+            {"prefix": prefix, "next_hop": draw(st.sampled_from(["VirtualAppliance", "Internet"])),
+             "next_hop_ip": draw(st.sampled_from(["10.0.2.4", "10.0.0.4"]))}
+            for prefix in draw(st.sampled_from([["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"]]))]}],
         "scale_sets": [{"name": "ss", "orchestration": draw(st.sampled_from(["Uniform", "Flexible"]))}],
         "load_balancers": lbs,
         "vms": vms,
@@ -515,7 +525,7 @@ def inventories(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(doc=inventories(), dest=st.sampled_from([None, "10.0.1.9", "8.8.8.8"]))
+@given(doc=inventories(), dest=st.sampled_from([None, "10.0.1.9", "8.8.8.8", "2001:db8:ffff::9"]))
 def test_every_ipconfig_gets_exactly_one_prediction(doc: dict[str, Any], dest: str | None) -> None:
     inv = _inv(doc)
     preds = predict(inv, dest, allowlist=inv.allowlist("al"))
@@ -528,6 +538,9 @@ def test_every_ipconfig_gets_exactly_one_prediction(doc: dict[str, Any], dest: s
             assert p.expected_ips == ()
         if p.egress_class == "default_snat":
             assert p.allowed is False
+        if p.egress_class != "private":
+            assert all(ipaddress.ip_network(a).version == p.family for a in p.expected_ips), p
+        assert set(p.protocols) >= {proto for proto, _ in p.paths}
         for ip in p.expected_ips:
             ipaddress.ip_network(ip)
     df = frame(preds, with_allowed=True)

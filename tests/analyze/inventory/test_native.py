@@ -90,3 +90,40 @@ def test_detect() -> None:
     assert not detect({"vms": [], "id": "/x"})  # an Azure object that happens to have a vms key
     assert detect({"vms": [], "load_balancer": []})  # a typo: native, so the error is precise
     assert not detect({})
+
+
+def test_two_inline_addresses_of_one_vm_stay_two_public_ips(tmp_path: Path) -> None:
+    # A dual-stack NIC: the IPv4 and the IPv6 ipconfig each have an inline public IP.
+    path = tmp_path / "inv.yaml"
+    path.write_text(
+        "vms:\n"
+        "  - name: vm1\n"
+        "    nics:\n"
+        "      - name: vm1-nic\n"
+        "        ip_forwarding: true\n"
+        "        ipconfigs:\n"
+        "          - {name: v4, private_ip: 10.0.0.4, public_ip: 20.0.0.4}\n"
+        "          - {name: v6, version: IPv6, private_ip: 'fd00::4', public_ip: '2001:db8::4'}\n"
+    )
+    inv = load([path])
+    ipcs = {i.name: i for i in inv.ipconfigs.values()}
+    assert inv.public_ips[ipcs["v4"].public_ip_id].address == "20.0.0.4"
+    assert inv.public_ips[ipcs["v6"].public_ip_id].address == "2001:db8::4"
+    assert inv.public_ips[ipcs["v6"].public_ip_id].name == "vm1-pip2"
+    assert (ipcs["v4"].family, ipcs["v6"].family, ipcs["v6"].version) == (4, 6, 6)
+    assert next(iter(inv.nics.values())).ip_forwarding is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("vms: [{name: a, nics: [{name: n, ipconfigs: [{name: c, version: IPv5}]}]}]", "expected IPv4 or IPv6"),
+        ("vnets: [{name: v, subnets: [{name: s, service_endpoints: [{service: X, where: y}]}]}]", "unknown key 'where'"),
+        ("vnets: [{name: v, subnets: [{name: s, service_endpoints: [3]}]}]", "expected a service name"),
+    ],
+)
+def test_new_keys_reject_bad_values(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(InventoryError, match=message):
+        load([path])
