@@ -377,7 +377,7 @@ def _predicted_text(preds: Sequence[Prediction]) -> list[str]:
 def _dot_source(g: _Graph, allowlist: str | None) -> str:
     out = [
         "digraph paths {",
-        'graph [rankdir=LR, bgcolor="transparent", fontname="Helvetica", nodesep=0.18, ranksep=0.45, newrank=true, ordering=out];',
+        'graph [rankdir=LR, bgcolor="transparent", fontname="Helvetica", nodesep=0.18, ranksep=0.45, newrank=true];',
         'node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, fillcolor="#ffffff", '
         'color="#999999", margin="0.08,0.04"];',
         'edge [fontname="Helvetica", fontsize=9, color="#666666", arrowsize=0.6];',
@@ -435,12 +435,22 @@ def _dot_source(g: _Graph, allowlist: str | None) -> str:
         style = 'color="#2e7d32", fontcolor="#2e7d32"' if ok else 'color="#c62828", fontcolor="#c62828", penwidth=2.2'
         out.append(f'{vm_id[vm]} -> {addr_id[ip]} [class="pair {"match" if ok else "mismatch"}", minlen=2, '
                    f'label={_dot_str(text)}, {style}];')  # fmt: skip
+    # Each column top to bottom: its head, then the VMs' order (invisible edges inside a
+    # rank=same group keep that order, so Test2VM's before and after read downwards).
+    first_vm = {}
+    for row in g.pairs:
+        first_vm.setdefault(row["src_ip"], vm_id[row["vm"]])
+    vm_order = {n: i for i, n in enumerate(vm_id.values())}
+    addr_nodes = sorted(addr_id, key=lambda ip: vm_order.get(first_vm.get(ip, ""), len(vm_order)))
     ranks = [
         ["h0", *vm_id.values()], ["h1", *(f"p{n}" for n in vm_id.values())],
-        ["h2", *addr_id.values(), *(f"s{i}" for i in range(len(g.summaries)))], ["h3", *verdicts.values()],
+        ["h2", *(addr_id[ip] for ip in addr_nodes), *(f"s{i}" for i in range(len(g.summaries)))],
+        ["h3", *verdicts.values()],
     ]  # fmt: skip
     for r in ranks:
         out.append("{ rank=same; " + "; ".join(r) + "; }")
+        if len(r) > 2:
+            out.append(" -> ".join(r[1:]) + " [style=invis];")
     out.append("}")
     return "\n".join(out)
 
@@ -648,7 +658,7 @@ def _timeline_svg(a: Analysis, incidents: Sequence[Mapping[str, Any]]) -> str:
             f'<text x="{min(x0 + 3, left + pw - 20):.1f}" y="{top + row - 5}" fill="{color}" font-weight="bold">'
             f"{_e(d['id'])}</text></g>"
         )
-    parts.append(f'<text x="{left}" y="14" fill="#333">peak {peak:,} connections per bin</text>')
+    parts.append(f'<text x="{left}" y="14" fill="#333">peak: {_plural(peak, "connection")} per bin</text>')
     parts.append("</svg>")
     totals = t.counts.group_by("class").agg(pl.col("n").sum()).sort("n", descending=True).iter_rows()
     legend = "".join(
@@ -675,10 +685,14 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+_NOWRAP: Final = ("src_ip", "class", "service", "state")
+"""Short values kept on one line in the tables (like timestamps)."""
+
+
 def _table(df: pl.DataFrame, columns: Sequence[str], row_class: str, table_id: str) -> str:
     cols = [c for c in columns if c in df.columns]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    kinds = {c: "ts" if isinstance(df.schema[c], pl.Datetime) or c == "src_ip" else "" for c in cols}
+    kinds = {c: "ts" if isinstance(df.schema[c], pl.Datetime) or c in _NOWRAP else "" for c in cols}
     rows = []
     for row in df.select(cols).iter_rows():
         cells = "".join(
@@ -707,7 +721,7 @@ def _incident_table(incidents: Sequence[Mapping[str, Any]]) -> str:
         )
     head = ("<tr><th>id</th><th>severity</th><th>kind</th><th>VMs</th><th>addresses</th><th>connections</th>"
             "<th>first / last (UTC)</th><th>what, and the fix</th></tr>")  # fmt: skip
-    widths = "".join(f'<col style="width:{w}">' for w in ("3em", "5.5em", "11em", "8em", "9em", "6em", "10.5em", "auto"))
+    widths = "".join(f'<col style="width:{w}">' for w in ("3em", "5.5em", "11em", "8em", "9em", "7em", "11.5em", "auto"))
     return (f'<table id="incidents" class="fixed"><colgroup>{widths}</colgroup><thead>{head}</thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
@@ -768,8 +782,8 @@ ADDRESS_COLUMNS: Final = (
     "last_seen", "connections", "by_service", "users",
 )  # fmt: skip
 CONNECTION_COLUMNS: Final = (
-    "ts", "observer", "src_ip", "src_port", "dst_port", "service", "state", "class", "resource",
-    "candidate_vms", "allowed", "ssh_user", "http_path", "http_status", "evidence",
+    "ts", "src_ip", "src_port", "dst_port", "service", "state", "class", "resource", "candidate_vms",
+    "allowed", "ssh_user", "http_path", "evidence",
 )  # fmt: skip
 EVIDENCE_COLUMNS: Final = ("path", "kind", "log_type", "size", "records", "skipped", "rejects", "first_ts", "last_ts")
 
