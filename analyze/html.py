@@ -42,6 +42,8 @@ DIAGRAM_VMS: Final = 30
 """VMs drawn at most (those with the most connections)."""
 VM_CARDS: Final = 50
 """VM cards shown at most (VMs with connections first)."""
+MARKERS: Final = 6
+"""Incidents marked on the timeline at most (the worst)."""
 BINS: Final = 60
 """About this many time bins in the timeline."""
 FULL_TABLES: Final = "connections.parquet and addresses.parquet"
@@ -143,8 +145,9 @@ def incident(f: Any, number: int) -> dict[str, Any]:
 
 
 def _incidents(a: Analysis, addresses: pl.DataFrame) -> list[dict[str, Any]]:
-    """The analysis' findings as incident dicts, class and resource filled from the addresses."""
-    out = [incident(f, i) for i, f in enumerate(a.findings, 1)]
+    """The first ``TOP_N`` findings (worst first) as incident dicts, class and resource filled
+    from the addresses."""
+    out = [incident(f, i) for i, f in enumerate(a.findings[:TOP_N], 1)]
     firsts = {ip for d in out if d["class"] is None and d["src_ips"] for ip in d["src_ips"][:1]}
     known: dict[str, dict[str, Any]] = {}
     if firsts and "class" in addresses.columns:
@@ -201,15 +204,27 @@ def _sentence(d: Mapping[str, Any]) -> str:
     return f"{_e(first)}."
 
 
-def _verdict(incidents: Sequence[Mapping[str, Any]]) -> str:
+def _verdict(incidents: Sequence[Mapping[str, Any]], total: int) -> str:
     if not incidents:
         return ('<section id="verdict" class="verdict ok"><p>Every connection matches the inventory\'s '
                 "predictions and the allowlist: nothing to fix.</p></section>")  # fmt: skip
     worst = incidents[0]["severity"]
-    top = incidents[:3]
+    # Incidents that read the same (kind, class, resource, allowlist, VMs) make one sentence.
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for d in incidents:
+        key = (d["kind"], d["class"], d["resource"], d["allowlist"], tuple(d["vms"]))
+        if key in groups:
+            g = groups[key]
+            g["src_ips"] = g["src_ips"] + d["src_ips"]
+            g["address_count"] += d["address_count"]
+            g["count"] += d["count"]
+            g["merged"] += 1
+        elif len(groups) < 3:
+            groups[key] = {**d, "merged": 1}
+    top = list(groups.values())
     text = " ".join(_sentence(d) for d in top)
     fix = next((d["fixes"][0] for d in top if d["fixes"]), None)
-    more = len(incidents) - len(top)
+    more = total - sum(d["merged"] for d in top)
     parts = [f'<section id="verdict" class="verdict sev-border-{_e(worst)}"><p>{text}</p>']
     if fix:
         parts.append(f'<p class="fix"><b>First fix:</b> {_e(fix)}</p>')
@@ -383,9 +398,11 @@ def _dot_source(g: _Graph, allowlist: str | None) -> str:
         'edge [fontname="Helvetica", fontsize=9, color="#666666", arrowsize=0.6];',
     ]
     heads = ["VM", "predicted egress", "observed source address", f"allowlist {allowlist}" if allowlist else "allowlist"]
-    for i, h in enumerate(heads):
-        out.append(f'h{i} [label={_dot_str(h)}, shape=plaintext, style="", fontsize=11, fontcolor="#444444", class="head"];')
-    out.append("h0 -> h1 -> h2 -> h3 [style=invis];")
+    shown = [i for i in range(4) if g.vms or i >= 2]
+    for i in shown:
+        out.append(f'h{i} [label={_dot_str(heads[i])}, shape=plaintext, style="", fontsize=11, fontcolor="#444444", '
+                   'class="head"];')  # fmt: skip
+    out.append(" -> ".join(f"h{i}" for i in shown) + " [style=invis];")
     vm_id = {vm: f"v{i}" for i, vm in enumerate(g.vms)}
     addr_id = {row["src_ip"]: f"a{i}" for i, row in enumerate(g.addresses)}
     for vm, nid in vm_id.items():
@@ -448,6 +465,8 @@ def _dot_source(g: _Graph, allowlist: str | None) -> str:
         ["h3", *verdicts.values()],
     ]  # fmt: skip
     for r in ranks:
+        if len(r) == 1:
+            continue
         out.append("{ rank=same; " + "; ".join(r) + "; }")
         if len(r) > 2:
             out.append(" -> ".join(r[1:]) + " [style=invis];")
@@ -492,8 +511,9 @@ def _paths(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str
     allow = getattr(getattr(a, "allowlist", None), "name", None)
     svg = _run_dot(_dot_source(g, allow))
     legend = (
-        '<p class="note">Solid arrows: observed (VM, source address) pairs, green where the inventory predicts '
-        "that address, red where it does not; dashed: the prediction."
+        '<p class="note">'
+        + ("Solid arrows: observed (VM, source address) pairs, green where the inventory predicts that address, "
+           "red where it does not; dashed: the prediction." if g.pairs else "No observed address is tied to a VM.")
         + (f" At most {DIAGRAM_ADDRESSES} addresses tied to a VM or held by the inventory are drawn one by one; "
            "dashed boxes summarize the rest per class." if g.summaries else "")
         + "</p>"
@@ -595,8 +615,11 @@ def _timeline_svg(a: Analysis, incidents: Sequence[Mapping[str, Any]]) -> str:
     t = timeline(a.connections)
     if t is None:
         return '<figure id="timeline"><p>No connections.</p></figure>'
-    w, h, left, right, top, bottom = 960, 270, 56, 34, 34, 52
-    pw, ph = w - left - right, h - top - bottom
+    marked = [d for d in incidents if isinstance(d.get("first_ts"), dt.datetime)][:MARKERS]
+    # One row per marked incident above the plot, so their bands never overlap.
+    w, ph, left, right, bottom = 960, 180, 56, 34, 52
+    top = 26 + 12 * len(marked)
+    h, pw = top + ph + bottom, w - left - right
     total = (t.end - t.start).total_seconds()
     peak = int(t.counts.get_column("y1").max() or 1)  # type: ignore[arg-type]
 
@@ -643,19 +666,19 @@ def _timeline_svg(a: Analysis, incidents: Sequence[Mapping[str, Any]]) -> str:
     parts.append(f'<text class="axis-title" x="{left + pw / 2:.0f}" y="{h - 6}" text-anchor="middle" fill="#333">'
                  f"time (UTC); bars: connections per {_e(_duration(t.width))}, stacked by class</text>")  # fmt: skip
     # incidents: a band from first to last connection, labelled with the incident's id
-    for i, d in enumerate(incidents[:20]):
-        if not isinstance(d.get("first_ts"), dt.datetime):
-            continue
+    for i, d in enumerate(marked):
         x0, x1 = x(d["first_ts"]), x(d.get("last_ts") or d["first_ts"])
-        row = 6 + (i % 3) * 9
+        x1 = max(x1, x0 + 2)
+        row = 26 + 12 * i
         color = SEVERITY_COLORS.get(d["severity"], "#444444")
         tip = (f"{d['id']} {d['severity']} {d['kind']}: {_plural(d['count'], 'connection')}, "
                f"{_ts(d['first_ts'])} to {_ts(d.get('last_ts'))} UTC")  # fmt: skip
+        tx, anchor = (x1 + 4, "start") if x1 < left + pw - 30 else (x0 - 4, "end")
         parts.append(
             f'<g class="incident-mark"><title>{_e(tip)}</title>'
-            f'<line x1="{x0:.1f}" y1="{top + row}" x2="{x0:.1f}" y2="{top + ph}" stroke="{color}" stroke-dasharray="3,3"/>'
-            f'<rect x="{x0:.1f}" y="{top + row - 3}" width="{max(x1 - x0, 2):.1f}" height="5" fill="{color}"/>'
-            f'<text x="{min(x0 + 3, left + pw - 20):.1f}" y="{top + row - 5}" fill="{color}" font-weight="bold">'
+            f'<line x1="{x0:.1f}" y1="{row}" x2="{x0:.1f}" y2="{top + ph}" stroke="{color}" stroke-dasharray="3,3"/>'
+            f'<rect x="{x0:.1f}" y="{row - 3}" width="{x1 - x0:.1f}" height="6" fill="{color}"/>'
+            f'<text x="{tx:.1f}" y="{row + 3}" text-anchor="{anchor}" fill="{color}" font-weight="bold">'
             f"{_e(d['id'])}</text></g>"
         )
     parts.append(f'<text x="{left}" y="14" fill="#333">peak: {_plural(peak, "connection")} per bin</text>')
@@ -856,22 +879,26 @@ def render_html(a: Analysis, *, now: dt.datetime | None = None) -> str:
     addresses = a.addresses
     incidents = _incidents(a, addresses)
     n_conn, n_addr = a.connections.height, addresses.height
+    n_inc = len(a.findings)
     summary = f"{_plural(n_conn, 'connection')} from {_plural(n_addr, 'address', 'addresses')}; " + _plural(
-        len(incidents), "incident"
+        n_inc, "incident"
     )
+    inc_note = (f'<p class="note">The {len(incidents)} worst of {n_inc:,} incidents; all of them are in '
+                "<code>--format json</code> and the report folder.</p>" if n_inc > len(incidents) else "")  # fmt: skip
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>egresslens report</title><style>{_STYLE}</style></head><body><main>"
         f"<h1>egresslens report</h1><p class=\"note\">{summary}.</p>"
-        + _verdict(incidents)
+        + _verdict(incidents, len(a.findings))
         + _context(a, now)
         + "<h2>Egress paths per VM</h2>"
         + _paths(a, addresses, incidents)
         + "<h2>Connections over time, by class</h2>"
         + _timeline_svg(a, incidents)
-        + f"<h2>Incidents ({len(incidents)})</h2>"
+        + f"<h2>Incidents ({n_inc:,})</h2>"
+        + inc_note
         + (_incident_table(incidents) if incidents else "<p>None.</p>")
         + "<h2>VMs</h2>"
         + _vm_cards(a, addresses, incidents)
