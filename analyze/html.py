@@ -845,7 +845,7 @@ def _top_tables(a: Analysis, addresses: pl.DataFrame) -> str:
 
 _STYLE: Final = (
     "body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fafafa}"
-    "main{max-width:1200px;margin:0 auto;padding:16px 20px;box-sizing:border-box}"
+    "main{max-width:1200px;margin:0 auto;padding:16px 20px;box-sizing:border-box;overflow-wrap:anywhere}"
     "h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #ddd}"
     ".verdict{background:#fff;border-left:6px solid #c62828;padding:8px 14px;font-size:16px;line-height:1.45}"
     ".verdict.ok{border-color:#2e7d32}.verdict p{margin:6px 0}.verdict .fix{font-size:14px}"

@@ -381,3 +381,18 @@ def test_json_and_html_agree_on_the_connections(demo_page: str) -> None:
     for row in doc["connections"]:
         by_class[row["class"]] = by_class.get(row["class"], 0) + 1
     assert marks == by_class
+
+
+@needs_dot
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (CI installs Debian's chromium)")
+def test_long_hostile_values_wrap_instead_of_widening_the_page(tmp_path: Path) -> None:
+    a = analysis()
+    long = "/" + "A" * 3000
+    a.connections = a.connections.with_columns(
+        pl.lit(long).alias("http_path"), pl.lit("u" * 500).alias("ssh_user"),
+        pl.lit([long[:400]]).alias("candidate_vms"),
+    )  # fmt: skip
+    a.findings = [_Finding("allowlist_miss", "high", (long[:300],), ("139.219.8.21",), long, (long,))]
+    dom = _Tree(_dump_dom(render_html(a, now=NOW), tmp_path, probe=True))  # type: ignore[arg-type]
+    probe = json.loads(dom.by_id("probe").all_text())
+    assert probe["scroll"] <= 1280 and probe["wide"] == [], probe
