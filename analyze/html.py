@@ -683,7 +683,7 @@ def _timeline_svg(a: Analysis, incidents: Sequence[Mapping[str, Any]]) -> str:
         )
     parts.append(f'<text x="{left}" y="14" fill="#333">peak: {_plural(peak, "connection")} per bin</text>')
     parts.append("</svg>")
-    totals = t.counts.group_by("class").agg(pl.col("n").sum()).sort("n", descending=True).iter_rows()
+    totals = t.counts.group_by("class").agg(pl.col("n").sum()).sort("n", "class", descending=[True, False]).iter_rows()
     legend = "".join(
         f'<li><span class="swatch" style="background:{CLASS_COLORS.get(cls, "#444444")}"></span>'
         f"{_e(cls)} {n:,}</li>" for cls, n in totals
@@ -744,7 +744,7 @@ def _incident_table(incidents: Sequence[Mapping[str, Any]]) -> str:
         )
     head = ("<tr><th>id</th><th>severity</th><th>kind</th><th>VMs</th><th>addresses</th><th>connections</th>"
             "<th>first / last (UTC)</th><th>what, and the fix</th></tr>")  # fmt: skip
-    widths = "".join(f'<col style="width:{w}">' for w in ("3em", "5.5em", "11em", "8em", "9em", "7em", "11.5em", "auto"))
+    widths = "".join(f'<col style="width:{w}">' for w in ("3em", "5.5em", "11em", "8em", "9em", "7.5em", "11.5em", "auto"))
     return (f'<table id="incidents" class="fixed"><colgroup>{widths}</colgroup><thead>{head}</thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
