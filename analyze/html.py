@@ -334,7 +334,12 @@ def _graph(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str
     )  # fmt: skip
     cols = [x for x in ("src_ip", "class", "via", "resource", "service_tag", "allowed", "connections",
                         "first_seen", "last_seen") if x in ranked.columns]  # fmt: skip
-    drawn = ranked.filter(c("drawn")).sort("first_seen" if "first_seen" in cols else "src_ip", "src_ip")
+    drawn = (
+        ranked.filter(c("drawn"))
+        .sort("connections", descending=True)
+        .unique("src_ip", keep="first", maintain_order=True)  # an address with two classes: one node
+        .sort("first_seen" if "first_seen" in cols else "src_ip", "src_ip")
+    )
     summaries = (
         ranked.filter(~c("drawn"))
         .group_by("class", "allowed")
