@@ -396,3 +396,24 @@ def test_long_hostile_values_wrap_instead_of_widening_the_page(tmp_path: Path) -
     dom = _Tree(_dump_dom(render_html(a, now=NOW), tmp_path, probe=True))  # type: ignore[arg-type]
     probe = json.loads(dom.by_id("probe").all_text())
     assert probe["scroll"] <= 1280 and probe["wide"] == [], probe
+
+
+def test_addresses_tied_to_a_vm_or_held_by_the_inventory_get_a_node_the_rest_a_summary() -> None:
+    a = analysis()
+    extra = pl.DataFrame(
+        {"src_ip": ["198.51.100.7", "198.51.100.8", "192.0.2.50"], "class": ["external", "external", "nat_gateway"],
+         "via": [None, None, None], "resource": [None, None, "natgw1"], "candidate_vms": [[], [], []],
+         "allowed": [False, False, None], "first_seen": [T0] * 3, "last_seen": [T0] * 3, "connections": [4, 1, 2]},
+        schema_overrides={"candidate_vms": pl.List(pl.String), "via": pl.String, "allowed": pl.Boolean,
+                          "first_seen": pl.Datetime("us", "UTC"), "last_seen": pl.Datetime("us", "UTC"),
+                          "connections": pl.UInt32},
+    )  # fmt: skip
+    addresses = pl.concat([a.addresses, extra.select(a.addresses.columns).cast(dict(a.addresses.schema))])
+    g = page_mod._graph(a, addresses, [incident(f, i) for i, f in enumerate(a.findings, 1)])  # type: ignore[arg-type]
+    # 139.219.8.21 and 42.159.94.123 have candidate VMs, 40.125.161.55 (a frontend) and
+    # 192.0.2.50 (a NAT gateway) are held by the inventory; the two external ones are not.
+    assert sorted(r["src_ip"] for r in g.addresses) == ["139.219.8.21", "192.0.2.50", "40.125.161.55", "42.159.94.123"]
+    assert [(s["class"], s["addresses"], s["connections"]) for s in g.summaries] == [("external", 2, 5)]
+    assert {(p["vm"], p["src_ip"]) for p in g.pairs} == {("Test2VM", "139.219.8.21"), (XSS, "42.159.94.123"),
+                                                         ("Test2VM", "40.125.161.55")}  # fmt: skip
+    assert g.vms[0] == "Test2VM"  # the most connections first
