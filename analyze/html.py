@@ -198,8 +198,8 @@ def _sentence(d: Mapping[str, Any]) -> str:
         dest = f" to {_e(d['destination'])}" if d.get("destination") else ""
         return f"SNAT ports run short on {addrs}{dest}{' for ' + who if who else ''}."
     if d["kind"] == "auth_failures":
-        return (f"{_plural(d['address_count'], 'address', 'addresses')} ({_e(_label(cls))}) failed SSH "
-                f"authentication {d['count']:,} times, for example {addrs}.")  # fmt: skip
+        return (f"{_e(_addresses(cls, d['address_count']))} failed SSH authentication {d['count']:,} "
+                f"{'time' if d['count'] == 1 else 'times'}, for example {addrs}.")  # fmt: skip
     first = d["message"].split(". ")[0].rstrip(".")
     return f"{_e(first)}."
 
