@@ -349,14 +349,14 @@ def _graph(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str
     pair_rows = (
         pairs.join(drawn.select(cols), on="src_ip", how="inner")
         .with_columns(total=c("connections").sum().over("vm"))
-        .with_columns(vm_rank=c("total").rank("dense", descending=True))
         .sort("total", "vm", "first_seen" if "first_seen" in cols else "src_ip", descending=[True, False, False])
     )
     vms = pair_rows.select(c("vm").unique(maintain_order=True)).to_series().head(DIAGRAM_VMS).to_list()
     pair_rows = pair_rows.filter(c("vm").is_in(vms))
     preds: dict[str, list[Prediction]] = {}
+    shown = set(vms)
     for p in getattr(a, "predictions", None) or []:
-        if p.vm in vms and p.destination is None:
+        if p.vm in shown and p.destination is None:
             preds.setdefault(p.vm, []).append(p)
     return _Graph(vms=vms, addresses=drawn.select(cols).to_dicts(), summaries=summaries.to_dicts(),
                   pairs=pair_rows.to_dicts(), predictions=preds)  # fmt: skip
@@ -480,7 +480,7 @@ def _dot_source(g: _Graph, allowlist: str | None) -> str:
 
 
 _SVG_ROOT = re.compile(r"<svg\b[^>]*>", re.S)
-_UNSAFE = re.compile(r"<script|<foreignObject|<a\b|\bon[a-z]+\s*=|href|javascript:", re.I)
+_UNSAFE = re.compile(r"<script|<foreignObject|<a\b|\son[a-z]+\s*=|href\s*=|javascript:", re.I)
 
 
 def _run_dot(source: str) -> str | None:

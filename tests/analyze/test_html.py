@@ -200,6 +200,22 @@ def test_hostile_names_in_the_diagram_stay_text() -> None:
     assert 'class="node vm"' in svg and "<script" not in svg and "&lt;script&gt;" in svg
 
 
+@pytest.mark.parametrize("name", ['x" onload="alert(1)', "x onmouseover=alert(1)", "<a href='javascript:x'>y</a>",
+                                  "a\\\"b\\N\\G", "&#60;script&#62;", "]]><script>1</script>"])  # fmt: skip
+def test_no_name_becomes_markup(name: str) -> None:
+    a = analysis()
+    a.connections = a.connections.with_columns(pl.lit([name]).alias("candidate_vms"), pl.lit(name).alias("resource"))
+    a.addresses = a.addresses.with_columns(pl.lit([name]).alias("candidate_vms"), pl.lit(name).alias("resource"))
+    a.predictions = [_prediction(name, "default_snat", name)]
+    page = render_html(a, now=NOW)  # type: ignore[arg-type]
+    tree = _Tree(page)
+    tags = {n.tag for n in tree.root.iter()}
+    assert not tags & {"script", "a", "foreignobject", "iframe", "img"}
+    attrs = {k for n in tree.root.iter() for k in n.attrs}
+    assert not any(k.startswith("on") or k.endswith("href") for k in attrs), attrs
+    assert tree.by_id("paths") is not None
+
+
 # --- headless Chromium ----------------------------------------------------------------------
 
 
