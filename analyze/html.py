@@ -303,15 +303,26 @@ class _Graph:
     predictions: dict[str, list[Prediction]]
 
 
+_ADDRESS_FALLBACKS: Final = {
+    "class": pl.String(), "via": pl.String(), "resource": pl.String(), "service_tag": pl.String(),
+    "candidate_vms": pl.List(pl.String()), "allowed": pl.Boolean(), "first_seen": pl.Datetime("us", "UTC"),
+    "last_seen": pl.Datetime("us", "UTC"), "connections": pl.UInt32(),
+}  # fmt: skip
+
+
+def _normalized(addresses: pl.DataFrame) -> pl.DataFrame:
+    """The addresses table with every column the diagram and the cards read (null when absent)."""
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in _ADDRESS_FALLBACKS.items() if c not in addresses.columns]
+    return addresses.with_columns(missing).with_columns(
+        pl.col("class").cast(pl.String), pl.col("connections").fill_null(1).cast(pl.UInt32),
+        pl.col("candidate_vms").cast(pl.List(pl.String)),
+    )  # fmt: skip
+
+
 def _pairs(addresses: pl.DataFrame, incidents: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
     """(vm, src_ip) observed: the address' candidate VMs, and the VMs incidents tie to it."""
     schema = {"vm": pl.String, "src_ip": pl.String}
-    parts = []
-    if "candidate_vms" in addresses.columns:
-        parts.append(
-            addresses.select(pl.col("candidate_vms").alias("vm"), "src_ip").explode("vm").drop_nulls("vm")
-            .cast({"vm": pl.String})
-        )  # fmt: skip
+    parts = [addresses.select(pl.col("candidate_vms").alias("vm"), "src_ip").explode("vm").drop_nulls("vm")]
     tied = [(vm, ip) for d in incidents for vm in d["vms"][:DIAGRAM_VMS] for ip in d["src_ips"][:DIAGRAM_ADDRESSES]]
     parts.append(pl.DataFrame(tied, schema=schema, orient="row"))
     pairs = pl.concat([p.select("vm", "src_ip") for p in parts]).unique()
@@ -320,11 +331,7 @@ def _pairs(addresses: pl.DataFrame, incidents: Sequence[Mapping[str, Any]]) -> p
 
 def _graph(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str, Any]]) -> _Graph:
     c = pl.col
-    ad = addresses.with_columns(
-        *(pl.lit(None, dtype=pl.String).alias(x) for x in ("via", "resource") if x not in addresses.columns),
-        *([pl.lit(None, dtype=pl.Boolean).alias("allowed")] if "allowed" not in addresses.columns else []),
-        *([pl.lit(1, dtype=pl.UInt32).alias("connections")] if "connections" not in addresses.columns else []),
-    ).with_columns(c("class").cast(pl.String))
+    ad = _normalized(addresses)
     pairs = _pairs(ad, incidents)
     tied = pairs.select("src_ip").unique().with_columns(tied=pl.lit(True))
     ranked = (
@@ -332,13 +339,12 @@ def _graph(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str
         .with_columns(own=c("tied").fill_null(False) | c("class").is_in(_HELD) | c("resource").is_not_null())
         .with_columns(drawn=c("own") & (c("connections").rank("ordinal", descending=True).over("own") <= DIAGRAM_ADDRESSES))
     )  # fmt: skip
-    cols = [x for x in ("src_ip", "class", "via", "resource", "service_tag", "allowed", "connections",
-                        "first_seen", "last_seen") if x in ranked.columns]  # fmt: skip
+    cols = ["src_ip", "class", "via", "resource", "service_tag", "allowed", "connections", "first_seen", "last_seen"]
     drawn = (
         ranked.filter(c("drawn"))
         .sort("connections", descending=True)
         .unique("src_ip", keep="first", maintain_order=True)  # an address with two classes: one node
-        .sort("first_seen" if "first_seen" in cols else "src_ip", "src_ip")
+        .sort("first_seen", "src_ip", nulls_last=True)
     )
     summaries = (
         ranked.filter(~c("drawn"))
@@ -349,7 +355,7 @@ def _graph(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[str
     pair_rows = (
         pairs.join(drawn.select(cols), on="src_ip", how="inner")
         .with_columns(total=c("connections").sum().over("vm"))
-        .sort("total", "vm", "first_seen" if "first_seen" in cols else "src_ip", descending=[True, False, False])
+        .sort("total", "vm", "first_seen", descending=[True, False, False], nulls_last=True)
     )
     vms = pair_rows.select(c("vm").unique(maintain_order=True)).to_series().head(DIAGRAM_VMS).to_list()
     pair_rows = pair_rows.filter(c("vm").is_in(vms))
@@ -759,14 +765,13 @@ def _vm_cards(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[
     for p in getattr(a, "predictions", None) or []:
         if p.destination is None:
             preds.setdefault(p.vm or p.nic, []).append(p)
-    pairs = _pairs(addresses, incidents) if addresses.height else pl.DataFrame(schema={"vm": pl.String, "src_ip": pl.String})
-    cols = [c for c in ("src_ip", "class", "resource", "allowed", "connections") if c in addresses.columns]
+    ad = _normalized(addresses)
     observed = (
-        pairs.join(addresses.select(cols), on="src_ip", how="inner")
-        .sort("connections" if "connections" in cols else "src_ip", descending="connections" in cols)
+        _pairs(ad, incidents)
+        .join(ad.select("src_ip", "class", "resource", "allowed", "connections"), on="src_ip", how="inner")
+        .sort("connections", "src_ip", descending=[True, False])
         .group_by("vm", maintain_order=True)
-        .agg(pl.all().head(5), pl.len().alias("n_addresses"), *([pl.col("connections").sum().alias("total")]
-             if "connections" in cols else [pl.len().alias("total")]))  # fmt: skip
+        .agg(pl.all().head(5), pl.len().alias("n_addresses"), pl.col("connections").sum().alias("total"))
         .sort("total", "vm", descending=[True, False])
     )
     seen = {r["vm"]: r for r in observed.head(VM_CARDS).to_dicts()}
@@ -786,9 +791,8 @@ def _vm_cards(a: Analysis, addresses: pl.DataFrame, incidents: Sequence[Mapping[
         row = seen.get(vm)
         if row:
             obs = []
-            for ip, cls, res, ok, n in zip(row["src_ip"], row.get("class", []), row.get("resource", [None] * 5),
-                                           row.get("allowed", [None] * 5), row.get("connections", [None] * 5),
-                                           strict=False):  # fmt: skip
+            for ip, cls, res, ok, n in zip(row["src_ip"], row["class"], row["resource"], row["allowed"],
+                                           row["connections"], strict=True):  # fmt: skip
                 match = any(_matches(p, {"src_ip": ip, "class": cls, "resource": res}) for p in plist)
                 verdict = {True: '<span class="ok">allowed</span>', False: '<span class="bad">not allowed</span>'}.get(ok, "")
                 obs.append(f"<li><b>{_e(ip)}</b> {_e(_label(cls))}{' ' + _e(res) if res else ''}, "
