@@ -595,10 +595,13 @@ def timeline(connections: pl.DataFrame, bins: int = BINS) -> Timeline | None:
     width = step / per
     width_us = max(int(width / dt.timedelta(microseconds=1)), 1)
     order = {c: i for i, c in enumerate(CLASS_COLORS)}
+    dtype = connections.schema["ts"]
+    naive = isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    ts_utc = pl.col("ts").dt.replace_time_zone("UTC") if naive else pl.col("ts").dt.convert_time_zone("UTC")
     counts = (
         connections.lazy()
         .select(
-            ((pl.col("ts").dt.convert_time_zone("UTC") - pl.lit(start)).dt.total_microseconds() // width_us)
+            ((ts_utc - pl.lit(start)).dt.total_microseconds() // width_us)
             .cast(pl.Int64).alias("bin"),
             pl.col("class").cast(pl.String).fill_null("unknown"),
         )

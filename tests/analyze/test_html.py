@@ -433,3 +433,9 @@ def test_addresses_tied_to_a_vm_or_held_by_the_inventory_get_a_node_the_rest_a_s
     assert {(p["vm"], p["src_ip"]) for p in g.pairs} == {("Test2VM", "139.219.8.21"), (XSS, "42.159.94.123"),
                                                          ("Test2VM", "40.125.161.55")}  # fmt: skip
     assert g.vms[0] == "Test2VM"  # the most connections first
+
+
+def test_timeline_reads_naive_times_as_utc() -> None:
+    conns = analysis().connections.with_columns(pl.col("ts").dt.replace_time_zone(None))
+    t = timeline(conns)
+    assert t is not None and t.start == T0 and int(t.counts["n"].sum()) == 4
