@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from analyze.pipeline import Analysis
     from analyze.predict import Prediction
 
-__all__ = ["CLASS_COLORS", "TOP_N", "incident", "render_html", "timeline"]
+__all__ = ["CLASS_COLORS", "TOP_N", "Timeline", "incident", "render_html", "timeline"]
 
 TOP_N: Final = 100
 """Rows of the address and connection tables inlined in the page."""
