@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # tshark backend; namespaces, nftables and the real daemons of the network lab (tests/lab/).
 SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethtool \
 	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl \
-	chromium:chromium
+	chromium:chromium dot:graphviz
 
 .PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import io
 import json
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import polars as pl
 
+from analyze.html import render_html
 from capture.output import escape_control, flatten, render_table, to_json_rows
 
 if TYPE_CHECKING:
@@ -35,11 +34,6 @@ ADDRESS_COLUMNS: Final = (
     "allowed", "first_seen", "last_seen", "connections", "by_service", "by_state", "users",
     "user_agents",
 )  # fmt: skip
-CLASS_COLORS: Final = {
-    "lb_frontend": "#1f77b4", "instance_public_ip": "#2ca02c", "nat_gateway": "#9467bd",
-    "firewall": "#8c564b", "default_snat": "#d62728", "private": "#7f7f7f",
-    "forced_tunnel": "#e377c2", "none": "#bcbd22", "external": "#17becf", "unknown": "#aaaaaa",
-}  # fmt: skip
 TABLE_ROWS: Final = 50
 """Connection rows shown in the terminal view (all of them are in the other formats)."""
 
@@ -137,130 +131,3 @@ def render_text(a: Analysis) -> str:
     if a.clock_offset is not None:
         out.write(f"\nclock offset, logs minus capture: {a.clock_offset.total_seconds():+.3f} s\n")
     return out.getvalue()
-
-
-# --- HTML -------------------------------------------------------------------------------
-
-
-def timeline(connections: pl.DataFrame, buckets: int = 48) -> tuple[list[dt.datetime], dict[str, list[int]]]:
-    """Connections per class in ``buckets`` equal time slices (bucket starts, counts)."""
-    if connections.height == 0:
-        return [], {}
-    start = connections["ts"].min()
-    end = connections["ts"].max()
-    span = max((end - start).total_seconds(), 1e-6)  # type: ignore[operator]
-    width = span / buckets
-    idx = (
-        connections.select(
-            b=((pl.col("ts") - pl.lit(start)).dt.total_microseconds() / 1e6 / width)
-            .floor()
-            .clip(0, buckets - 1)
-            .cast(pl.Int64),
-            c=pl.col("class").cast(pl.String),
-        )
-        .group_by("c", "b")
-        .len()
-    )
-    counts: dict[str, list[int]] = {}
-    for c, b, n in idx.iter_rows():
-        counts.setdefault(c, [0] * buckets)[b] += n
-    starts = [start + dt.timedelta(seconds=i * width) for i in range(buckets)]  # type: ignore[operator]
-    return starts, dict(sorted(counts.items()))
-
-
-def _svg(connections: pl.DataFrame) -> str:
-    starts, counts = timeline(connections)
-    if not starts:
-        return "<p>No connections.</p>"
-    w, h, pad = 960, 240, 30
-    bw = (w - 2 * pad) / len(starts)
-    peak = max(sum(col[i] for col in counts.values()) for i in range(len(starts))) or 1
-    parts = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 40}" '
-             f'role="img" aria-label="connections over time by class">']  # fmt: skip
-    for i, t0 in enumerate(starts):
-        y = h
-        for cls, col in counts.items():
-            n = col[i]
-            if not n:
-                continue
-            bh = (h - pad) * n / peak
-            y -= bh
-            parts.append(
-                f'<rect class="mark" data-class="{html.escape(cls)}" data-count="{n}" '
-                f'x="{pad + i * bw:.1f}" y="{y:.1f}" width="{max(bw - 1, 1):.1f}" height="{bh:.1f}" '
-                f'fill="{CLASS_COLORS.get(cls, "#444")}"><title>{html.escape(cls)}: {n} at '
-                f'{html.escape(t0.isoformat(timespec="seconds"))}</title></rect>'
-            )
-    parts.append(f'<text x="{pad}" y="{h + 20}" font-size="12">{html.escape(starts[0].isoformat(timespec="seconds"))}</text>')
-    legend_x = pad
-    for cls in counts:
-        parts.append(f'<rect x="{legend_x}" y="{h + 26}" width="10" height="10" fill="{CLASS_COLORS.get(cls, "#444")}"/>'
-                     f'<text x="{legend_x + 14}" y="{h + 35}" font-size="12">{html.escape(cls)}</text>')  # fmt: skip
-        legend_x += 24 + 8 * len(cls)
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _html_table(df: pl.DataFrame, columns: Sequence[str], row_class: str) -> str:
-    cols = [c for c in columns if c in df.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    rows = []
-    for row in to_json_rows(df.select(cols)):
-        cells = "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in cols)
-        rows.append(f'<tr class="{row_class}">{cells}</tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, list):
-        return ", ".join(_cell(x) for x in v)
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {_cell(x)}" for k, x in v.items())
-    return str(v)
-
-
-def render_html(a: Analysis) -> str:
-    """One self-contained page (no script, no network): chart, findings, addresses, evidence."""
-    findings_rows = []
-    for f in a.findings:
-        d = finding_dict(f)
-        fixes = "".join(f"<li>{html.escape(x)}</li>" for x in d.get("fixes") or [])
-        findings_rows.append(
-            f'<tr class="finding severity-{html.escape(d["severity"])}">'
-            f"<td>{html.escape(d['severity'])}</td><td>{html.escape(d['kind'])}</td>"
-            f"<td>{html.escape(', '.join(d.get('vms') or []))}</td>"
-            f"<td>{html.escape(', '.join(d.get('src_ips') or []))}</td>"
-            f"<td>{html.escape(d['message'])}<ul>{fixes}</ul></td></tr>"
-        )
-    evidence = pl.DataFrame([dataclasses.asdict(e) for e in a.evidence]) if a.evidence else pl.DataFrame()
-    counts = (
-        dict(a.connections.group_by(pl.col("class").cast(pl.String)).len().iter_rows())
-        if a.connections.height else {}
-    )  # fmt: skip
-    summary = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in sorted(counts.items()))
-    style = (
-        "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
-        "margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "vertical-align:top;text-align:left}th{background:#f0f0f0}.severity-high td:first-child,"
-        ".severity-critical td:first-child{color:#b00;font-weight:bold}"
-    )
-    return (
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        f"<title>egresslens report</title><style>{style}</style></head><body>"
-        "<h1>egresslens report</h1>"
-        f"<p>{a.connections.height} connections from {a.addresses.height} addresses "
-        f"({summary}); {len(a.findings)} findings.</p>"
-        "<h2>Connections over time, by class</h2>" + _svg(a.connections)
-        + f"<h2>Findings ({len(a.findings)})</h2><table id=\"findings\"><thead><tr><th>severity</th>"
-        "<th>kind</th><th>VMs</th><th>addresses</th><th>what and the fix</th></tr></thead><tbody>"
-        + "".join(findings_rows) + "</tbody></table>"
-        f"<h2>Addresses ({a.addresses.height})</h2>" + _html_table(a.addresses, ADDRESS_COLUMNS, "address")
-        + f"<h2>Connections ({a.connections.height})</h2>" + _html_table(a.connections, CONNECTION_COLUMNS, "connection")
-        + f"<h2>Evidence ({len(a.evidence)})</h2>"
-        + (_html_table(evidence, ("path", "kind", "log_type", "sha256", "size", "first_ts", "last_ts",
-                                  "records", "skipped", "rejects"), "evidence") if evidence.height else "")
-        + "</body></html>\n"
-    )  # fmt: skip
