@@ -86,14 +86,14 @@ def test_missing_file_is_one_line_and_exit_2() -> None:
 def test_corrupt_file_reports_and_the_others_are_written(tmp_path: Path) -> None:
     out = tmp_path / "x.json"
     result = run("capture", "read", str(DATA / "corrupt_length.pcap"), SAMPLE, "-o", str(out))
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # partial input: the others are read
     assert "corrupt_length.pcap: packet 4" in result.stderr
     assert len(json.loads(out.read_text())) == 4  # 1 from before the corruption + 3
 
 
-def test_truncated_file_warns_and_exits_0() -> None:
+def test_truncated_file_warns_and_exits_3() -> None:
     result = run("capture", "read", str(DATA / "truncated.pcap"), "--format", "json")
-    assert result.exit_code == 0
+    assert result.exit_code == 3
     assert "truncated after 5 packets" in result.stderr
     assert len(json.loads(result.stdout)) == 1
 
