@@ -13,6 +13,7 @@ import click
 
 from capture.cli import capture as capture_group
 from capture.cli import CliError, fail_cleanly, force_option, format_option, output_option  # noqa: F401
+from capture.cli import Status, finish, input_status, is_partial, strict_option  # noqa: F401
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="egresslens")
@@ -30,40 +31,64 @@ def inventory() -> None:
     """Azure network inventory: native YAML, az / ARM JSON, templates, Service Tags."""
 
 
+def _inventory_sources(sources: tuple[str, ...]) -> list[str]:
+    """``-`` is the inventory on stdin (JSON or YAML, gzip too)."""
+    from analyze.evidence import spool_stdin
+
+    return [str(spool_stdin(decompress=True)) if s == "-" else s for s in sources]
+
+
+def _load_inventory(sources: tuple[str, ...]) -> Any:
+    """Load inventory sources; errors name stdin ``stdin``, not its temporary copy."""
+    from analyze.evidence import display
+    from analyze.inventory import load as load_inventory
+    from capture.errors import EgresslensError
+
+    try:
+        return load_inventory(_inventory_sources(sources))
+    except EgresslensError as exc:
+        raise CliError(display(str(exc))) from exc
+
+
 @inventory.command("show")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="table: one aligned table per resource type; json: an object of tables + warnings.",
+    "--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+    help="table: one aligned table per resource type; json: an object of tables + warnings "
+    "(default: from the -o extension, else table).",
 )  # fmt: skip
+@click.option("-o", "--output", "out", default=None, metavar="OUT",
+              help="Output file (.json, or --format table), or '-' for stdout.")  # fmt: skip
+@force_option
 @fail_cleanly
-def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
-    """Load inventory SOURCE files / folders and print the normalized tables."""
+def inventory_show_cmd(sources: tuple[str, ...], fmt: str | None, out: str | None) -> None:
+    """Load inventory SOURCE files / folders ('-' for stdin) and print the normalized tables."""
     import json as _json
 
-    from analyze.inventory import load as load_inventory
+    from analyze.evidence import display
     from capture.cli import note
-    from capture.output import to_json_rows, write
+    from capture.output import emit, render_table, resolve, to_json_rows
 
-    inv = load_inventory(sources)
-    tables = inv.tables(display=fmt == "table")
+    target = resolve(out, fmt, formats=("table", "json"), folder=None, what="inventory tables")
+    inv = _load_inventory(sources)
+    tables = inv.tables(display=target.fmt == "table")
     for message in inv.warnings:
-        note(f"warning: {message}")
-    if fmt == "json":
+        note(f"warning: {display(message)}")
+    if target.fmt == "json":
         doc = {name: to_json_rows(df) for name, df in tables.items()}
-        doc["warnings"] = list(inv.warnings)  # type: ignore[assignment]
-        click.echo(_json.dumps(doc, indent=2, ensure_ascii=False))
+        doc["warnings"] = [display(m) for m in inv.warnings]  # type: ignore[assignment]
+        emit(target, (_json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
         return
-    for name, df in tables.items():
-        click.echo(f"== {name} ({df.height})")
-        write(df, "table", None)
-    note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings")
+    text = "".join(f"== {name} ({df.height})\n" + render_table(df) for name, df in tables.items())
+    where = emit(target, text.encode())
+    note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings"
+         + ("" if where == "stdout" else f" -> {where}"))  # fmt: skip
 
 
 @cli.command("predict")
 @click.option(
     "--inventory", "sources", multiple=True, required=True, metavar="SOURCE",
-    help="Inventory file or folder (repeat for several): YAML, az / ARM JSON, Service Tags.",
+    help="Inventory file or folder (repeat for several; '-' for stdin): YAML, az / ARM JSON, Service Tags.",
 )  # fmt: skip
 @click.argument("more", nargs=-1, metavar="[SOURCE...]")
 @click.option("--vm", default=None, help="Only this VM's ipconfigs.")
@@ -72,7 +97,7 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
 @click.option("--allowlist", default=None, metavar="NAME|FILE",
               help="Allowlist from the inventory by name, or a file; adds the 'allowed' column.")  # fmt: skip
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
+    "--format", "fmt", type=click.Choice(["table", "json", "ndjson", "csv", "parquet"]), default=None,
     help="Output format (default: from the -o extension, else table).",
 )  # fmt: skip
 @click.option("-o", "--output", "out", default=None, metavar="OUT",
@@ -92,15 +117,13 @@ def predict_cmd(
     from pathlib import Path
 
     from analyze import predict as prediction
-    from analyze.inventory import load as load_inventory
     from analyze.inventory import load_allowlist
     from capture.cli import note
     from capture.errors import UsageError
-    from capture.output import guess_format, write
+    from capture.output import FORMATS, emit, format_bytes, resolve, write_to
 
-    if out and out != "-" and (out.endswith(("/", "\\")) or Path(out).is_dir()):
-        raise UsageError(f"-o {out!r}: predictions go to a file, not a folder")
-    inv = load_inventory(sources + more)
+    target = resolve(out, fmt, formats=FORMATS, folder=None, what="predictions")
+    inv = _load_inventory(sources + more)
     for message in inv.warnings:
         note(f"warning: {message}")
     chosen = None
@@ -112,15 +135,15 @@ def predict_cmd(
                 raise UsageError(f"--allowlist {allowlist!r}: no such allowlist or file ({names})")
             chosen = load_allowlist(allowlist)
     preds = prediction.predict(inv, destination, allowlist=chosen, vm=vm)
-    resolved = guess_format(out, fmt)  # type: ignore[arg-type]
-    if resolved == "table":
+    if target.fmt == "table":
         ordered = prediction.by_importance(preds)
         df = prediction.frame(ordered, with_allowed=chosen is not None)
-        write(df, "table", out, table_columns=prediction.TABLE_COLUMNS)
-        if not out or out == "-":
-            click.echo("\n" + prediction.explain(ordered), nl=False)
+        text = format_bytes(df, "table", prediction.TABLE_COLUMNS)
+        if target.path is None:
+            text += ("\n" + prediction.explain(ordered)).encode()
+        emit(target, text)
         return
-    where = write(prediction.frame(preds, with_allowed=chosen is not None), resolved, out)
+    where = write_to(prediction.frame(preds, with_allowed=chosen is not None), target)
     if where != "stdout":
         note(f"{len(preds)} predictions -> {where}")
 
@@ -169,7 +192,8 @@ def logs_group() -> None:
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--rejects", "rejects_out", default=None, metavar="FILE",
               help="Write rejected lines (source, lineno, line) to FILE (.csv/.ndjson/.parquet).")
-@click.option("--strict", is_flag=True, help="Exit with status 1 when any line is rejected.")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 when any line is rejected; stop at the first unreadable file.")
 @click.option("-f", "--follow", is_flag=True,
               help="After reading, follow the files (through rotation) and print new records as NDJSON.")
 @click.option("--duration", default=None, hidden=True, help="With --follow: stop after this long.")
@@ -192,61 +216,81 @@ def logs_read_cmd(
     fmt: str | None,
     out: str | None,
 ) -> None:
-    """Read log files into connection records (the type is detected from content)."""
-    import os
-    from pathlib import Path
-
+    """Read log files, folders of them or records folders ('-' for stdin) into connection
+    records (the type is detected from content)."""
     import polars as pl
 
-    from analyze.sources import read_logs
+    from analyze.evidence import display, plan, rename_stdin
+    from analyze.sources import detect_type, read_logs
     from capture.cli import CliError, note
-    from capture.output import guess_format, write
+    from capture.errors import EgresslensError
+    from capture.output import conform_records, records_file_name, resolve, sink_parquet, write_to
+    from capture.records import read_records
+    from capture.schema import SCHEMA
 
     if follow:
-        from analyze.watch import follow_records
-        from capture.live import parse_rotate
-
-        if out and out != "-":
-            raise click.UsageError("--follow writes to stdout; drop -o")
-        limit = parse_rotate(duration)[0] if duration else None
-        shown = follow_records(files, lambda frame: write(frame, fmt or "ndjson", None),
-                               duration=limit, year=year, tz=tz, observer=observer)  # fmt: skip
-        note(f"{shown:,} records")
-        return
-
-    result = read_logs(
-        files, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
-        year=year, tz=tz, observer=observer,
-    )  # fmt: skip
-    for message in result.notes:
+        return _follow_logs(files, fmt, out, duration, year=year, tz=tz, observer=observer)
+    target = resolve(out, fmt, folder="a records folder")
+    inputs = plan(files)
+    inputs.skipped.extend(inputs.captures)  # captures are analyze's or capture read's
+    if message := inputs.skipped_note():
         note(message)
-    size = sum(os.path.getsize(f) for f in files)
-    if size > 100_000_000:
-        note(f"reading {size / 1e6:,.0f} MB in {len(files)} file(s) ...")
-    sink_to = None
-    from capture.output import is_special
-
-    if out and out != "-" and not out.endswith(os.sep) and not Path(out).is_dir():
-        if guess_format(out, fmt) == "parquet" and not is_special(Path(out)):  # type: ignore[arg-type]
-            sink_to = Path(out)
+    errors: list[str] = []
+    logs = []
+    for path in inputs.logs:
+        try:
+            if log_type == "auto":
+                detect_type(path)
+            logs.append(path)
+        except EgresslensError as exc:
+            if strict:
+                raise CliError(display(str(exc))) from exc
+            errors.append(display(str(exc)))
+    frames = []
+    for folder in inputs.records:
+        try:
+            frames.append(read_records(folder).lazy())
+        except EgresslensError as exc:
+            if strict:
+                raise
+            errors.append(str(exc))
+    lazy = [SCHEMA.to_frame().lazy()]
+    rejects_lf = pl.LazyFrame(schema={"source": pl.String, "lineno": pl.UInt32, "line": pl.String})
+    skipped_lf = pl.LazyFrame(schema={"source": pl.String, "skipped": pl.UInt32})
+    notes: list[str] = []
+    if logs:
+        result = read_logs(
+            logs, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
+            year=year, tz=tz, observer=observer,
+        )  # fmt: skip
+        notes = [display(n) for n in result.notes]
+        lazy = [rename_stdin(result.records, "conn_id", "origin")]  # type: ignore[list-item]
+        rejects_lf = rename_stdin(result.rejects, "source")  # type: ignore[assignment]
+        skipped_lf = rename_stdin(result.skipped, "source")  # type: ignore[assignment]
+        size = sum(p.stat().st_size for p in logs)
+        if size > 100_000_000:
+            note(f"reading {size / 1e6:,.0f} MB in {len(logs)} file(s) ...")
+    for message in notes:
+        note(message)
+    records_lf = conform_records(pl.concat([*lazy, *frames], how="vertical_relaxed"))
+    read_any = bool(logs or len(frames))
+    status = input_status(unreadable=len(errors), read=int(read_any),
+                          partial=any(is_partial(n) for n in notes))  # fmt: skip
+    if status == Status.ERROR:
+        for message in errors:
+            click.echo(f"Error: {message}", err=True)
+        finish(status)
     try:
-        if sink_to is not None:
+        if target.fmt == "parquet" and target.path is not None:
             # Stream straight to Parquet: memory stays bounded whatever the input size.
-            from capture.output import check_overwrite
-
-            check_overwrite(sink_to)
-            tmp = sink_to.with_name(f".{sink_to.name}.partial")
-            sink = result.records.sink_parquet(tmp, lazy=True)
-            _, rejects, skipped = pl.collect_all([sink, result.rejects, result.skipped])
-            os.replace(tmp, sink_to)
-            n_records = pl.scan_parquet(sink_to).select(pl.len()).collect().item()
-            where = str(sink_to)
+            path = records_file_name(target.path) if target.kind == "folder" else target.path
+            rejects, skipped = sink_parquet(records_lf, path, rejects_lf, skipped_lf)
+            n_records = pl.scan_parquet(path).select(pl.len()).collect().item()
+            where = str(path)
         else:
-            records, rejects, skipped = pl.collect_all(
-                [result.records, result.rejects, result.skipped]
-            )
+            records, rejects, skipped = pl.collect_all([records_lf, rejects_lf, skipped_lf])
             n_records = records.height
-            where = write(records, fmt, out, table_columns=_LOG_TABLE)  # type: ignore[arg-type]
+            where = write_to(records, target, table_columns=_LOG_TABLE)
     except pl.exceptions.PolarsError as exc:
         raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
     n_skipped = int(skipped["skipped"].sum() or 0)
@@ -256,9 +300,31 @@ def logs_read_cmd(
         first = rejects.row(0, named=True)
         note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
     if rejects_out:
-        write(rejects, None, rejects_out)
-    if strict and rejects.height:
-        raise SystemExit(1)
+        write_to(rejects, resolve(rejects_out, None, folder=None, what="rejects"))
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    finish(status, Status.FINDINGS if strict and rejects.height else Status.OK)
+
+
+def _follow_logs(files: tuple[str, ...], fmt: str | None, out: str | None, duration: str | None,
+                 **options: Any) -> None:  # fmt: skip
+    """``logs read --follow``: NDJSON (or --format) on stdout as new lines arrive."""
+    from analyze.watch import follow_records
+    from capture.cli import note
+    from capture.live import parse_rotate
+    from capture.output import resolve, write_to
+
+    if out and out != "-":
+        raise click.UsageError("--follow writes to stdout; drop -o")
+    target = resolve(None, fmt or "ndjson")
+    limit = parse_rotate(duration)[0] if duration else None
+    failures: list[str] = []
+    shown = follow_records(files, lambda frame: write_to(frame, target), duration=limit,
+                           on_error=failures.append, **options)  # fmt: skip
+    note(f"{shown:,} records")
+    for message in failures:
+        click.echo(f"Error: {message}", err=True)
+    finish(input_status(unreadable=len(failures), read=len(files) - len(failures)))
 
 
 cli.add_command(logs_group)

@@ -307,6 +307,7 @@ def resolve(
     *,
     formats: Sequence[str] = FORMATS,
     folder: str | None = "a records folder",
+    what: str = "the rows",
     stdout: IO[bytes] | None = None,
 ) -> Target:
     """Apply the ``-o`` rule.
@@ -318,6 +319,7 @@ def resolve(
         formats: the formats this command writes.
         folder: what a folder output is for this command (for messages); None when the
             command does not write folders.
+        what: what the command writes, for messages (``predictions``).
         stdout: the stream standing for stdout (to tell whether it is a terminal).
 
     Raises:
@@ -339,7 +341,7 @@ def resolve(
     path = Path(out)
     if out.endswith(("/", os.sep)) or path.is_dir():
         if folder is None:
-            raise UsageError(f"-o {out}: a folder; this command writes one file (-o FILE.json, ...)")
+            raise UsageError(f"-o {out}: {what} go to a file, not a folder (-o FILE.json, ...)")
         if fmt not in (None, "parquet"):
             raise UsageError(f"-o {out}: {folder} is written as Parquet files; drop --format {fmt}")
         return Target("folder", "parquet", path)
