@@ -347,38 +347,89 @@ def _when(text: str | None, option: str) -> Any:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None) -> None:
-    from pathlib import Path
+ANALYSIS_TABLES = ("findings", "addresses", "connections")
+ANALYSIS_FORMATS = ("table", "json", "ndjson", "csv", "parquet", "html")
 
+
+def _analysis_target(out: str | None, fmt: str | None) -> Any:
+    """The -o rule for ``analyze`` / ``demo`` (checked before anything is read)."""
+    from capture.output import resolve
+
+    return resolve(out, fmt, formats=ANALYSIS_FORMATS, folder="the report folder")
+
+
+def _analysis_table(result: Any, what: str) -> Any:
+    """One table of an analysis: the connections (with their ``findings`` ids when the
+    analysis gives them), the addresses, or the findings as rows."""
+    import polars as pl
+
+    from analyze.report import finding_dict
+
+    if what == "connections":
+        return result.connections
+    if what == "addresses":
+        return result.addresses
+    rows = [finding_dict(f) for f in result.findings]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame({"kind": []}, schema={"kind": pl.String})
+
+
+def _report_folder(result: Any, folder: Any) -> str:
+    """``analyze -o DIR/``: the report folder (report.py's writer when it has one)."""
+    from analyze import report
+
+    writer = getattr(report, "write_report_folder", None) or getattr(report, "write_folder", None)
+    if writer is not None:
+        writer(result, folder)
+        return str(folder)
+    from capture.output import Target, emit, write_to
+
+    folder.mkdir(parents=True, exist_ok=True)
+    emit(Target("file", "json", folder / "report.json"), report.render(result, "json"))
+    emit(Target("file", "table", folder / "report.txt"), report.render(result, "table"))
+    for what in ANALYSIS_TABLES:
+        write_to(_analysis_table(result, what), Target("file", "parquet", folder / f"{what}.parquet"))
+    return str(folder)
+
+
+def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None,
+                   what: str | None = None, strict: bool = False) -> None:  # fmt: skip
     from analyze.report import render
-    from capture.output import atomic_write_bytes
+    from capture.output import emit, format_bytes, write_to
 
+    target = _analysis_target(out, fmt)
     for message in result.notes:
         click.echo(f"egresslens: note: {message}", err=True)
-    resolved = fmt or (Path(out).suffix.lstrip(".") if out and out != "-" else "table")
-    if resolved not in ("table", "json", "csv", "parquet", "html"):
-        resolved = "table"
-    data = render(result, resolved)
-    if out and out != "-":
-        atomic_write_bytes(Path(out), data)
-    else:
-        stream = sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
-    click.echo(
-        f"egresslens: {result.connections.height:,} connections from "
-        f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
-        + (f" -> {out}" if out and out != "-" else ""),
-        err=True,
-    )
+    status = input_status(
+        unreadable=len(result.errors), read=len(result.evidence),
+        partial=any(is_partial(m) for m in result.notes),
+    )  # fmt: skip
+    if status != Status.ERROR:
+        if target.kind == "folder":
+            where = _report_folder(result, target.path)
+        elif target.fmt in ("csv", "parquet", "ndjson") or (what and target.fmt != "html"):
+            table = _analysis_table(result, what or "connections")
+            if target.fmt == "table":
+                where = emit(target, format_bytes(table, "table", None))
+            else:
+                where = write_to(table, target)
+        else:
+            where = emit(target, render(result, target.fmt))  # type: ignore[arg-type]
+        click.echo(
+            f"egresslens: {result.connections.height:,} connections from "
+            f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
+            + ("" if where == "stdout" else f" -> {where}"),
+            err=True,
+        )
     for message in result.errors:
         click.echo(f"Error: {message}", err=True)
-    if result.errors:
-        raise SystemExit(2)
+    findings = Status.OK
     if fail_on:
         threshold = SEVERITIES.index(fail_on)
         if any(SEVERITIES.index(f.severity) >= threshold for f in result.findings):
-            raise SystemExit(1)
+            findings = Status.FINDINGS
+    if strict and any(e.rejects for e in result.evidence):
+        findings = Status.FINDINGS
+    finish(status, findings)
 
 
 @cli.command("analyze")
@@ -393,11 +444,17 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 @click.option("--until", default=None, help="Only connections before this time (ISO 8601).")
 @click.option("--vm", default=None, help="Only connections whose candidate VMs include VM.")
 @click.option("--src", default=None, help="Only connections from this address or CIDR.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson", "csv", "parquet", "html"]),
               default=None, help="Report format (default: from the -o extension, else table).")
-@output_option
+@click.option("--what", type=click.Choice(ANALYSIS_TABLES), default=None,
+              help="The table to write (csv / parquet default: connections, with their findings ids).")
+@click.option("-o", "--output", "out", default=None, metavar="OUT",
+              help="Output file (format from its extension), '-' for stdout, or DIR/ for the report folder.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity (for scripts).")
+@click.option("--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
+              help="Log type of every log; auto detects each file's type from its content.")
+@strict_option
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -406,13 +463,15 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 def analyze_cmd(
     evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
     from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
-    src: str | None, fmt: str | None, out: str | None, fail_on: str | None,
-    observer: str | None, year: int | None, tz: str,
+    src: str | None, fmt: str | None, what: str | None, out: str | None, fail_on: str | None,
+    log_type: str, strict: bool, observer: str | None, year: int | None, tz: str,
 ) -> None:
     """Classify every inbound connection's source address, check it against the inventory's
     predictions and the allowlist, and report findings with their fixes."""
     from analyze.pipeline import run
 
+    _analysis_target(out, fmt)
+    inventory = tuple(_inventory_sources(inventory))
     attributions = {}
     for item in from_vm:
         name, sep, path = item.partition("=")
@@ -422,9 +481,9 @@ def analyze_cmd(
     result = run(
         evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
         until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
-        observer=observer, year=year, tz=tz,
+        observer=observer, year=year, tz=tz, log_type=log_type, strict=strict,
     )  # fmt: skip
-    _emit_analysis(result, fmt, out, fail_on)
+    _emit_analysis(result, fmt, out, fail_on, what, strict)
 
 
 @cli.command()
@@ -504,6 +563,21 @@ def watch(
     stop = threading.Event()
     threads = []
     capture_obj = None
+    failures: list[str] = []
+    broken: list[Status] = []
+
+    def guarded(run: Any, *args: Any, **kwargs: Any) -> None:
+        # A thread's failure is one line and an exit status, never a thread traceback.
+        try:
+            run(*args, **kwargs)
+        except BrokenPipeError:
+            broken.append(Status.PIPE)
+        except Exception as exc:  # noqa: BLE001 (reported as one line below)
+            failures.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        finally:
+            if broken:
+                stop.set()
+
     if iface:
         port_set = parse_ports(ports)
         expr = bpf or " or ".join(f"port {p}" for p in sorted(port_set or ()))
@@ -515,11 +589,12 @@ def watch(
             watcher.records(with_lock)
 
         capture_obj = live.LiveCapture(source, options, status=lambda _l: None, on_records=on_records)
-        threads.append(threading.Thread(target=capture_obj.run, name="egresslens-live", daemon=True))
+        threads.append(threading.Thread(target=guarded, args=(capture_obj.run,), name="egresslens-live", daemon=True))
     if logfiles:
         threads.append(threading.Thread(
-            target=follow, args=(logfiles, watcher.records),
-            kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer},
+            target=guarded, args=(follow, logfiles, watcher.records),
+            kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer,
+                    "on_error": failures.append},
             name="egresslens-follow", daemon=True,
         ))  # fmt: skip
     click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
@@ -541,7 +616,15 @@ def watch(
             t.join(timeout=10)
         for s, h in old.items():
             signal.signal(s, h)
+    if Status.PIPE in broken:
+        from capture.cli import stdout_closed
+
+        stdout_closed()
     click.echo(f"egresslens: {watcher.connections:,} connections, {len(watcher.reported)} findings", err=True)
+    for message in failures:
+        click.echo(f"Error: {message}", err=True)
+    sources = len(logfiles) + bool(iface)
+    finish(*broken, input_status(unreadable=len(failures), read=sources - len(failures)))
 
 
 def main() -> None:

@@ -80,7 +80,7 @@ class CliError(click.ClickException):
     exit_code = int(Status.ERROR)
 
 
-def _stdout_closed() -> None:
+def stdout_closed() -> None:
     """The reader of stdout went away: send what is left to /dev/null, so that the final
     flush at exit does not print a second error, and leave quietly."""
     try:
@@ -100,7 +100,7 @@ def fail_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except BrokenPipeError:
-            _stdout_closed()
+            stdout_closed()
         except EgresslensError as exc:
             raise CliError(str(exc)) from exc
         except OSError as exc:  # a file or socket the OS refused: say which, no traceback

@@ -372,6 +372,20 @@ def guess_format(out: str | None, fmt: Format | None) -> Format:
     return resolve(out, fmt, formats=(*FORMATS, "html")).fmt
 
 
+def write_all(stream: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` and flush.
+
+    A buffered stream whose pipe reader goes away mid-write reports a short count instead
+    of an error; writing the rest then raises ``BrokenPipeError``, which the CLI turns into
+    a quiet exit, so ``| head`` never looks like a clean, complete run.
+    """
+    view = memoryview(data)
+    while view:
+        n = stream.write(view)
+        view = view[n if n is not None else 0 :]
+    stream.flush()
+
+
 def emit(target: Target, data: bytes, *, stdout: IO[bytes] | None = None) -> str:
     """Write ready bytes to ``target`` (a file atomically, or stdout).
 
@@ -381,9 +395,7 @@ def emit(target: Target, data: bytes, *, stdout: IO[bytes] | None = None) -> str
     if target.kind == "folder":
         raise UsageError(f"-o {target.path}/: this output is one file, not a folder")
     if target.path is None:
-        stream = stdout or sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
+        write_all(stdout or sys.stdout.buffer, data)
         return "stdout"
     atomic_write_bytes(target.path, data)
     return str(target.path)
