@@ -65,13 +65,13 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str | None, out: str | Non
     """Load inventory SOURCE files / folders ('-' for stdin) and print the normalized tables."""
     import json as _json
 
-    from analyze.evidence import display
+    from analyze.evidence import display, rename_stdin
     from capture.cli import note
     from capture.output import emit, render_table, resolve, to_json_rows
 
     target = resolve(out, fmt, formats=("table", "json"), folder=None, what="inventory tables")
     inv = _load_inventory(sources)
-    tables = inv.tables(display=target.fmt == "table")
+    tables = {name: rename_stdin(df, "source") for name, df in inv.tables(display=target.fmt == "table").items()}
     for message in inv.warnings:
         note(f"warning: {display(message)}")
     if target.fmt == "json":
