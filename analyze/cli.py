@@ -229,7 +229,7 @@ def logs_read_cmd(
     from capture.schema import SCHEMA
 
     if follow:
-        return _follow_logs(files, fmt, out, duration, year=year, tz=tz, observer=observer)
+        return _follow_logs(files, fmt, out, duration, year=year, tz=tz, observer=observer, log_type=log_type)
     target = resolve(out, fmt, folder="a records folder")
     inputs = plan(files)
     inputs.skipped.extend(inputs.captures)  # captures are analyze's or capture read's
@@ -246,6 +246,8 @@ def logs_read_cmd(
             if strict:
                 raise CliError(display(str(exc))) from exc
             errors.append(display(str(exc)))
+    if not (inputs.logs or inputs.records):
+        errors.append(f"{', '.join(files)}: no logs or records found")
     frames = []
     for folder in inputs.records:
         try:
@@ -522,6 +524,8 @@ def demo(fmt: str | None, out: str | None) -> None:
 @click.option("--ports", default="22,80,443", show_default=True, help="Live capture: ports to watch.")
 @click.option("--bpf", default=None, help="Live capture: BPF filter; overrides --ports.")
 @click.option("--from-start", is_flag=True, help="Read the log files from their start, not their end.")
+@click.option("--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
+              help="Log type of every log file; auto detects each file's type from its content.")
 @click.option("--duration", default=None, help="Stop after this long (30s, 5m); default: until Ctrl-C.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -529,8 +533,8 @@ def demo(fmt: str | None, out: str | None) -> None:
 @fail_cleanly
 def watch(
     logfiles: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None, iface: str | None,
-    ports: str, bpf: str | None, from_start: bool, duration: str | None, year: int | None,
-    tz: str, observer: str | None,
+    ports: str, bpf: str | None, from_start: bool, log_type: str, duration: str | None,
+    year: int | None, tz: str, observer: str | None,
 ) -> None:
     """Follow logs (through rotation) and/or a live capture; print each new connection
     classified, and findings as they trigger."""
@@ -594,7 +598,7 @@ def watch(
         threads.append(threading.Thread(
             target=guarded, args=(follow, logfiles, watcher.records),
             kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer,
-                    "on_error": failures.append},
+                    "on_error": failures.append, "log_type": log_type},
             name="egresslens-follow", daemon=True,
         ))  # fmt: skip
     click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)

@@ -308,6 +308,8 @@ def load_evidence(
     evidence = Evidence(records=SCHEMA.to_frame())
     if note := p.skipped_note():
         evidence.notes.append(note)
+    if not (p.captures or p.records or p.logs):
+        evidence.errors.append(f"{', '.join(display(x) for x in paths)}: no evidence (captures, records or logs) found")
     frames: list[pl.DataFrame] = []
     for path in p.captures:
         frames.extend(_read_capture(path, evidence, observer=observer, strict=strict))

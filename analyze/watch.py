@@ -180,6 +180,7 @@ def follow(
     tz: str = "UTC",
     observer: str | None = None,
     on_error: Callable[[str], object] | None = None,
+    log_type: str = "auto",
 ) -> None:
     """Poll ``files`` until ``stop`` is set (or ``duration`` seconds pass), handing the
     records of each batch of new lines to ``emit``.
@@ -188,7 +189,8 @@ def follow(
     once to ``on_error`` as one line and no longer followed; when no file is left, the
     follow ends.  Without ``on_error`` the error is raised.
     """
-    followers = [Follower(Path(f), start_at_end=not from_start) for f in files]
+    forced = None if log_type == "auto" else log_type
+    followers = [Follower(Path(f), start_at_end=not from_start, kind=forced) for f in files]
     started = time.monotonic()
     while followers and not stop.is_set() and (duration is None or time.monotonic() - started < duration):
         for fol in list(followers):
@@ -227,6 +229,7 @@ def follow_records(
     tz: str = "UTC",
     observer: str | None = None,
     on_error: Callable[[str], object] | None = None,
+    log_type: str = "auto",
 ) -> int:
     """``logs read --follow``: the files' existing records, then new ones as they come.
 
@@ -249,7 +252,7 @@ def follow_records(
 
     try:
         follow(files, count, from_start=True, stop=stop, duration=duration, year=year, tz=tz,
-               observer=observer, on_error=on_error)  # fmt: skip
+               observer=observer, on_error=on_error, log_type=log_type)  # fmt: skip
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

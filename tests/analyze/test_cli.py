@@ -286,3 +286,13 @@ def test_file_modes_follow_the_umask_for_every_format(tmp_path: Path) -> None:
         os.umask(old)
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == dict.fromkeys(
         ("a.csv", "a.json", "a.parquet", "r.html"), "0o644")  # fmt: skip
+
+
+def test_a_folder_without_evidence_is_2_and_follow_takes_type(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# nothing here\n")
+    for args in (["analyze", *INV, str(tmp_path)], ["logs", "read", str(tmp_path)]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "no " in result.stderr and "found" in result.stderr, args
+    (tmp_path / "lead.txt").write_text("a first line no detector knows\n" + (DEMO / "auth.log").read_text())
+    followed = invoke("logs", "read", "--follow", "--duration", "1s", "--type", "authlog", str(tmp_path / "lead.txt"))
+    assert followed.exit_code == 0 and len(followed.stdout.splitlines()) == 3
