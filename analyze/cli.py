@@ -318,6 +318,8 @@ def _follow_logs(files: tuple[str, ...], fmt: str | None, out: str | None, durat
 
     if out and out != "-":
         raise click.UsageError("--follow writes to stdout; drop -o")
+    if "-" in files:
+        raise click.UsageError("--follow follows files; for stdin, drop --follow")
     target = resolve(None, fmt or "ndjson")
     limit = parse_rotate(duration)[0] if duration else None
     failures: list[str] = []

@@ -240,7 +240,7 @@ def write_records_folder(df: pl.DataFrame, folder: Path, stem: str = "records") 
 
 
 _PLAIN_NUMBER: Final = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_FORMULA_START: Final = r"^[=+\-@\t\r]"
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def guard_csv(df: pl.DataFrame) -> pl.DataFrame:
@@ -250,7 +250,10 @@ def guard_csv(df: pl.DataFrame) -> pl.DataFrame:
     for name, dtype in df.schema.items():
         col = pl.col(name)
         if dtype == pl.String:
-            risky = col.str.contains(_FORMULA_START) & ~col.str.contains(_PLAIN_NUMBER)
+            # The first character decides for almost every cell; only those few are then
+            # checked for being a plain number (cheaper than a regex over every cell).
+            starts = col.str.head(1).is_in(_FORMULA_START)
+            risky = pl.when(starts).then(~col.str.contains(_PLAIN_NUMBER)).otherwise(False)
             exprs.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
         else:
             exprs.append(col)
