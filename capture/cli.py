@@ -42,7 +42,7 @@ class Status(enum.IntEnum):
 _PRECEDENCE = (Status.PIPE, Status.ERROR, Status.FINDINGS, Status.PARTIAL)
 """When several apply: 2 beats 1 and 1 beats 3."""
 
-_PARTIAL_NOTE = re.compile(r": truncated (after|inside)|gzip stream cut short|gzip data cut short")
+_PARTIAL_NOTE = re.compile(r": truncated (after|inside)|gzip stream cut short")
 """Notes of the readers that mean the input stopped early (the records before are kept)."""
 
 
@@ -187,48 +187,9 @@ def read_cmd(
 ) -> None:
     """Read pcap / pcapng files (optionally .gz; '-' for stdin) or records folders into
     connection records."""
-    import polars as pl
-
-    from capture.errors import InputError
-    from capture.read import ReadResult, read_captures
-    from capture.records import read_records, split_inputs
-
     target = resolve(out, fmt, folder="a records folder")
-    port_set = parse_ports(ports)
-    inputs = split_inputs(files)
-    if inputs.skipped:
-        names = ", ".join(p.name for p in inputs.skipped[:5]) + (", ..." if len(inputs.skipped) > 5 else "")
-        note(f"skipped {len(inputs.skipped)} file(s) that are not captures or records ({names})")
-    # --strict stops at the first unreadable file: read one at a time to find it.
-    batches = [[f] for f in inputs.captures] if strict else [inputs.captures]
-    result = ReadResult(records=pl.DataFrame())
-    frames: list[pl.DataFrame] = []
-    for batch in batches if inputs.captures else []:
-        part = read_captures(batch, backend=backend, observer=observer, ports=port_set, bpf=bpf)  # type: ignore[arg-type]
-        result.files += part.files
-        result.stats.merge(part.stats)
-        result.warnings.extend(part.warnings)
-        result.errors.extend(part.errors)
-        frames.append(part.records)
-        if strict and part.errors:
-            raise CliError(part.errors[0])
-    read_ok = result.files - len(result.errors)
-    for folder in inputs.records:
-        try:
-            frames.append(read_records(folder))
-            read_ok += 1
-        except InputError as exc:
-            if strict:
-                raise
-            result.errors.append(str(exc))
-    from capture.schema import SCHEMA
-
-    result.records = pl.concat(frames, how="vertical") if frames else SCHEMA.to_frame()
-    if port_set and inputs.records:
-        wanted = pl.Series(sorted(port_set), dtype=pl.UInt16)
-        result.records = result.records.filter(
-            pl.col("src_port").is_in(wanted) | pl.col("dst_port").is_in(wanted)
-        )
+    result, read_ok = _read_inputs(files, backend=backend, observer=observer,
+                                   ports=parse_ports(ports), bpf=bpf, strict=strict)  # fmt: skip
     for message in result.warnings:
         note(f"warning: {message}")
     status = input_status(
@@ -237,11 +198,58 @@ def read_cmd(
     )  # fmt: skip
     if status != Status.ERROR:
         where = write_to(result.records, target, table_columns=TABLE_COLUMNS)
-        folders = f", {len(inputs.records)} records folder(s)/file(s)" if inputs.records else ""
-        note(result.summary() + folders + ("" if where == "stdout" else f" -> {where}"))
+        note(result.summary() + ("" if where == "stdout" else f" -> {where}"))
     for message in result.errors:
         click.echo(f"Error: {message}", err=True)
     finish(status)
+
+
+def _read_inputs(
+    files: tuple[str, ...], *, backend: str, observer: str | None, ports: frozenset[int] | None,
+    bpf: str | None, strict: bool,
+) -> tuple[Any, int]:  # fmt: skip
+    """Captures and records folders of ``capture read`` as one ``ReadResult``, and how many
+    inputs were read whole.  ``strict`` stops at the first unreadable one (a ``CliError``)."""
+    import polars as pl
+
+    from capture.errors import InputError
+    from capture.read import ReadResult, read_captures
+    from capture.records import read_records, split_inputs
+    from capture.schema import SCHEMA
+
+    inputs = split_inputs(files)
+    if inputs.skipped:
+        names = ", ".join(p.name for p in inputs.skipped[:5]) + (", ..." if len(inputs.skipped) > 5 else "")
+        note(f"skipped {len(inputs.skipped)} file(s) that are not captures or records ({names})")
+    result = ReadResult(records=SCHEMA.to_frame())
+    frames: list[pl.DataFrame] = []
+    # --strict stops at the first unreadable file: read one at a time to find it.
+    for batch in ([[f] for f in inputs.captures] if strict else [inputs.captures]) if inputs.captures else []:
+        part = read_captures(batch, backend=backend, observer=observer, ports=ports, bpf=bpf)  # type: ignore[arg-type]
+        if strict and part.errors:
+            raise CliError(part.errors[0])
+        result.files += part.files
+        result.stats.merge(part.stats)
+        result.warnings.extend(part.warnings)
+        result.errors.extend(part.errors)
+        frames.append(part.records)
+    read_ok = result.files - len(result.errors)
+    for item in inputs.records:
+        try:
+            records = read_records(item)
+        except InputError as exc:
+            if strict:
+                raise
+            result.errors.append(str(exc))
+            continue
+        if ports:
+            wanted = pl.Series(sorted(ports), dtype=pl.UInt16)
+            records = records.filter(pl.col("src_port").is_in(wanted) | pl.col("dst_port").is_in(wanted))
+        frames.append(records)
+        read_ok += 1
+    if frames:
+        result.records = pl.concat(frames, how="vertical")
+    return result, read_ok
 
 
 @capture.command("live")
