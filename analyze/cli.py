@@ -13,7 +13,7 @@ import click
 
 from capture.cli import capture as capture_group
 from capture.cli import CliError, fail_cleanly, force_option, format_option, output_option  # noqa: F401
-from capture.cli import Status, finish, input_status, is_partial, strict_option  # noqa: F401
+from capture.cli import Status, finish, input_status, is_partial, strict_option, worst  # noqa: F401
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="egresslens")
@@ -220,92 +220,42 @@ def logs_read_cmd(
     records (the type is detected from content)."""
     import polars as pl
 
-    from analyze.evidence import display, plan, rename_stdin
-    from analyze.sources import detect_type, read_logs
+    from analyze.evidence import scan_log_inputs
     from capture.cli import CliError, note
-    from capture.errors import EgresslensError
-    from capture.output import conform_records, records_file_name, resolve, sink_parquet, write_to
-    from capture.records import read_records
-    from capture.schema import SCHEMA
+    from capture.output import resolve, write_lazy, write_to
 
     if follow:
         return _follow_logs(files, fmt, out, duration, year=year, tz=tz, observer=observer, log_type=log_type)
     target = resolve(out, fmt, folder="a records folder")
-    inputs = plan(files)
-    inputs.skipped.extend(inputs.captures)  # captures are analyze's or capture read's
-    if message := inputs.skipped_note():
+    rejects_target = resolve(rejects_out, None, folder=None, what="rejects") if rejects_out else None
+    inputs = scan_log_inputs(files, log_type=log_type, log_format=log_format, field_map=field_map,
+                             year=year, tz=tz, observer=observer, strict=strict)  # fmt: skip
+    for message in inputs.notes:
         note(message)
-    errors: list[str] = []
-    logs = []
-    for path in inputs.logs:
+    if inputs.size > 100_000_000:
+        note(f"reading {inputs.size / 1e6:,.0f} MB of logs ...")
+    status = input_status(unreadable=len(inputs.errors), read=inputs.read,
+                          partial=any(is_partial(n) for n in inputs.notes))  # fmt: skip
+    if status != Status.ERROR:
         try:
-            if log_type == "auto":
-                detect_type(path)
-            logs.append(path)
-        except EgresslensError as exc:
+            where, n_records, (rejects, skipped) = write_lazy(
+                inputs.records, target, inputs.rejects, inputs.skipped, table_columns=_LOG_TABLE
+            )
+        except pl.exceptions.PolarsError as exc:
+            raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
+        n_skipped = int(skipped["skipped"].sum() or 0)
+        summary = f"{n_records:,} records, {rejects.height:,} rejected lines, {n_skipped:,} skipped"
+        note(summary + ("" if where == "stdout" else f" -> {where}"))
+        if rejects.height:
+            first = rejects.row(0, named=True)
+            note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
             if strict:
-                raise CliError(display(str(exc))) from exc
-            errors.append(display(str(exc)))
-    if not (inputs.logs or inputs.records):
-        errors.append(f"{', '.join(files)}: no logs or records found")
-    frames = []
-    for folder in inputs.records:
-        try:
-            frames.append(read_records(folder).lazy())
-        except EgresslensError as exc:
-            if strict:
-                raise
-            errors.append(str(exc))
-    lazy = [SCHEMA.to_frame().lazy()]
-    rejects_lf = pl.LazyFrame(schema={"source": pl.String, "lineno": pl.UInt32, "line": pl.String})
-    skipped_lf = pl.LazyFrame(schema={"source": pl.String, "skipped": pl.UInt32})
-    notes: list[str] = []
-    if logs:
-        result = read_logs(
-            logs, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
-            year=year, tz=tz, observer=observer,
-        )  # fmt: skip
-        notes = [display(n) for n in result.notes]
-        lazy = [rename_stdin(result.records, "conn_id", "origin")]  # type: ignore[list-item]
-        rejects_lf = rename_stdin(result.rejects, "source")  # type: ignore[assignment]
-        skipped_lf = rename_stdin(result.skipped, "source")  # type: ignore[assignment]
-        size = sum(p.stat().st_size for p in logs)
-        if size > 100_000_000:
-            note(f"reading {size / 1e6:,.0f} MB in {len(logs)} file(s) ...")
-    for message in notes:
-        note(message)
-    records_lf = conform_records(pl.concat([*lazy, *frames], how="vertical_relaxed"))
-    read_any = bool(logs or len(frames))
-    status = input_status(unreadable=len(errors), read=int(read_any),
-                          partial=any(is_partial(n) for n in notes))  # fmt: skip
-    if status == Status.ERROR:
-        for message in errors:
-            click.echo(f"Error: {message}", err=True)
-        finish(status)
-    try:
-        if target.fmt == "parquet" and target.path is not None:
-            # Stream straight to Parquet: memory stays bounded whatever the input size.
-            path = records_file_name(target.path) if target.kind == "folder" else target.path
-            rejects, skipped = sink_parquet(records_lf, path, rejects_lf, skipped_lf)
-            n_records = pl.scan_parquet(path).select(pl.len()).collect().item()
-            where = str(path)
-        else:
-            records, rejects, skipped = pl.collect_all([records_lf, rejects_lf, skipped_lf])
-            n_records = records.height
-            where = write_to(records, target, table_columns=_LOG_TABLE)
-    except pl.exceptions.PolarsError as exc:
-        raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
-    n_skipped = int(skipped["skipped"].sum() or 0)
-    summary = f"{n_records:,} records, {rejects.height:,} rejected lines, {n_skipped:,} skipped"
-    note(summary + ("" if where == "stdout" else f" -> {where}"))
-    if rejects.height:
-        first = rejects.row(0, named=True)
-        note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
-    if rejects_out:
-        write_to(rejects, resolve(rejects_out, None, folder=None, what="rejects"))
-    for message in errors:
+                status = worst([status, Status.FINDINGS])
+        if rejects_target is not None:
+            write_to(rejects, rejects_target)
+    for message in inputs.errors:
         click.echo(f"Error: {message}", err=True)
-    finish(status, Status.FINDINGS if strict and rejects.height else Status.OK)
+    finish(status)
 
 
 def _follow_logs(files: tuple[str, ...], fmt: str | None, out: str | None, duration: str | None,

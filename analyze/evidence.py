@@ -271,6 +271,87 @@ def expand(paths: Sequence[str]) -> list[Path]:
 # --- reading --------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class LogInputs:
+    """``logs read``'s inputs, read lazily: logs and records folders as one record table."""
+
+    records: pl.LazyFrame
+    rejects: pl.LazyFrame
+    skipped: pl.LazyFrame
+    notes: list[str] = field(default_factory=list)
+    """The skipped-files note and the readers' notes (assumed year, a gzip cut short...)."""
+    errors: list[str] = field(default_factory=list)
+    """Inputs that could not be read."""
+    read: int = 0
+    """Inputs that could be read."""
+    size: int = 0
+    """Bytes of logs to read."""
+
+
+def scan_log_inputs(
+    paths: Sequence[str],
+    *,
+    log_type: str = "auto",
+    log_format: str | None = None,
+    field_map: str | None = None,
+    year: int | None = None,
+    tz: str = "UTC",
+    observer: str | None = None,
+    strict: bool = False,
+) -> LogInputs:
+    """Logs, folders of them and records folders (``-`` is stdin) as lazy records; a file
+    whose type cannot be told or a records file that cannot be read is an error of its own
+    (the first one is raised with ``strict``); captures met are skipped.
+
+    Raises:
+        InputError: a path that names nothing; with ``strict``, the first unreadable input.
+    """
+    from analyze.sources import REJECTS_SCHEMA, detect_type, read_logs
+    from capture.records import read_records
+
+    p = plan(paths)
+    p.skipped.extend(p.captures)  # captures are analyze's or capture read's
+    out = LogInputs(
+        records=SCHEMA.to_frame().lazy(), rejects=pl.LazyFrame(schema=REJECTS_SCHEMA),
+        skipped=pl.LazyFrame(schema={"source": pl.String, "skipped": pl.UInt32}),
+    )  # fmt: skip
+    if note := p.skipped_note():
+        out.notes.append(note)
+    if not (p.logs or p.records):
+        out.errors.append(f"{', '.join(display(x) for x in paths)}: no logs or records found")
+    logs = []
+    for path in p.logs:
+        try:
+            if log_type == "auto":
+                detect_type(path)
+        except EgresslensError as exc:
+            if strict:
+                raise InputError(display(str(exc))) from exc
+            out.errors.append(display(str(exc)))
+            continue
+        logs.append(path)
+    frames = []
+    for item in p.records:
+        try:
+            frames.append(read_records(item).lazy())
+        except InputError as exc:
+            if strict:
+                raise
+            out.errors.append(str(exc))
+    if logs:
+        result = read_logs(logs, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
+                           year=year, tz=tz, observer=observer)  # fmt: skip
+        out.notes.extend(display(n) for n in result.notes)
+        out.records = rename_stdin(result.records, "conn_id", "origin")  # type: ignore[assignment]
+        out.rejects = rename_stdin(result.rejects, "source")  # type: ignore[assignment]
+        out.skipped = rename_stdin(result.skipped, "source")  # type: ignore[assignment]
+        out.size = sum(path.stat().st_size for path in logs)
+    if frames:
+        out.records = pl.concat([out.records.select(SCHEMA.names()).cast(dict(SCHEMA)), *frames], how="vertical")
+    out.read = len(logs) + len(frames)
+    return out
+
+
 def _time_range(records: pl.DataFrame) -> tuple[dt.datetime | None, dt.datetime | None]:
     if records.height == 0:
         return None, None

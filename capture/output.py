@@ -422,6 +422,29 @@ def write_to(
     return emit(target, format_bytes(df, target.fmt, table_columns), stdout=stdout)
 
 
+def write_lazy(
+    lf: pl.LazyFrame,
+    target: Target,
+    *also: pl.LazyFrame,
+    table_columns: Sequence[str] | None = None,
+) -> tuple[str, int, list[pl.DataFrame]]:
+    """Write the rows of ``lf`` to ``target``, collecting ``also`` in the same pass.
+
+    Parquet files and records folders are streamed (memory stays bounded whatever the
+    input size); other formats are built in memory first.
+
+    Returns:
+        Where the rows went, how many there were, and the frames ``also``.
+    """
+    if target.fmt == "parquet" and target.path is not None:
+        folder = target.kind == "folder"
+        path = records_file_name(target.path) if folder else target.path
+        done = sink_parquet(conform_records(lf) if folder else lf, path, *also)
+        return str(path), pl.scan_parquet(path).select(pl.len()).collect().item(), done
+    frames = pl.collect_all([lf, *also])
+    return write_to(frames[0], target, table_columns=table_columns), frames[0].height, list(frames[1:])
+
+
 def write(
     df: pl.DataFrame,
     fmt: Format | None,
