@@ -20,7 +20,6 @@ import datetime as dt
 import io
 import json
 import os
-import re
 import stat
 import sys
 import uuid

@@ -223,3 +223,22 @@ def test_live_takes_o_and_keeps_out(tmp_path: Path) -> None:
         result = egresslens("capture", "live", "--replay", SAMPLE, flag, str(tmp_path / name), "--no-pcap")
         assert result.returncode == 0, result.stderr
         assert list((tmp_path / name).glob("records-*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("statuses", "want"),
+    [((0,), 0), ((3, 1), 1), ((1, 2), 2), ((3, 2, 1), 2), ((3, 0), 3), ((141, 2), 141), ((), 0)],
+)
+def test_when_several_statuses_apply_2_beats_1_and_1_beats_3(statuses: tuple[int, ...], want: int) -> None:
+    from capture.cli import worst
+
+    assert worst(statuses) == want
+
+
+def test_input_status_nothing_read_is_2_some_is_3() -> None:
+    from capture.cli import input_status
+
+    assert input_status(unreadable=2, read=0) == 2
+    assert input_status(unreadable=1, read=1) == 3
+    assert input_status(unreadable=0, read=1, partial=True) == 3
+    assert input_status(unreadable=0, read=1) == 0
