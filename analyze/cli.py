@@ -521,6 +521,7 @@ def watch(
     capture_obj = None
     failures: list[str] = []
     broken: list[Status] = []
+    following = threading.Event()
 
     def guarded(run: Any, *args: Any, **kwargs: Any) -> None:
         # A thread's failure is one line and an exit status, never a thread traceback.
@@ -550,13 +551,15 @@ def watch(
         threads.append(threading.Thread(
             target=guarded, args=(follow, logfiles, watcher.records),
             kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer,
-                    "on_error": failures.append, "log_type": log_type},
+                    "on_error": failures.append, "log_type": log_type, "ready": following},
             name="egresslens-follow", daemon=True,
         ))  # fmt: skip
-    click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
     old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     for t in threads:
         t.start()
+    if logfiles:  # "watching" means: a line written from now on is seen
+        following.wait(timeout=30)
+    click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
     limit = live.parse_rotate(duration)[0] if duration else None
     started = time.time()
     try:

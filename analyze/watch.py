@@ -181,9 +181,13 @@ def follow(
     observer: str | None = None,
     on_error: Callable[[str], object] | None = None,
     log_type: str = "auto",
+    ready: threading.Event | None = None,
 ) -> None:
     """Poll ``files`` until ``stop`` is set (or ``duration`` seconds pass), handing the
     records of each batch of new lines to ``emit``.
+
+    ``ready`` is set once every file's starting point is taken: a line written after that
+    is seen, whenever the first poll comes.
 
     A file that cannot be read (its type cannot be told, it cannot be opened) is reported
     once to ``on_error`` as one line and no longer followed; when no file is left, the
@@ -191,6 +195,14 @@ def follow(
     """
     forced = None if log_type == "auto" else log_type
     followers = [Follower(Path(f), start_at_end=not from_start, kind=forced) for f in files]
+    for fol in followers:
+        if fol.start_at_end:
+            try:
+                fol.poll()  # takes the position at the end; what was there stays unread
+            except OSError:
+                pass  # reported by the first poll of the loop
+    if ready is not None:
+        ready.set()
     started = time.monotonic()
     while followers and not stop.is_set() and (duration is None or time.monotonic() - started < duration):
         for fol in list(followers):
