@@ -13,6 +13,7 @@ import click
 
 from capture.cli import capture as capture_group
 from capture.cli import CliError, fail_cleanly, force_option, format_option, output_option  # noqa: F401
+from capture.cli import Status, finish, input_status, is_partial, strict_option, worst  # noqa: F401
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="egresslens")
@@ -30,40 +31,64 @@ def inventory() -> None:
     """Azure network inventory: native YAML, az / ARM JSON, templates, Service Tags."""
 
 
+def _inventory_sources(sources: tuple[str, ...]) -> list[str]:
+    """``-`` is the inventory on stdin (JSON or YAML, gzip too)."""
+    from analyze.evidence import spool_stdin
+
+    return [str(spool_stdin(decompress=True)) if s == "-" else s for s in sources]
+
+
+def _load_inventory(sources: tuple[str, ...]) -> Any:
+    """Load inventory sources; errors name stdin ``stdin``, not its temporary copy."""
+    from analyze.evidence import display
+    from analyze.inventory import load as load_inventory
+    from capture.errors import EgresslensError
+
+    try:
+        return load_inventory(_inventory_sources(sources))
+    except EgresslensError as exc:
+        raise CliError(display(str(exc))) from exc
+
+
 @inventory.command("show")
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="table: one aligned table per resource type; json: an object of tables + warnings.",
+    "--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+    help="table: one aligned table per resource type; json: an object of tables + warnings "
+    "(default: from the -o extension, else table).",
 )  # fmt: skip
+@click.option("-o", "--output", "out", default=None, metavar="OUT",
+              help="Output file (.json, or --format table), or '-' for stdout.")  # fmt: skip
+@force_option
 @fail_cleanly
-def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
-    """Load inventory SOURCE files / folders and print the normalized tables."""
+def inventory_show_cmd(sources: tuple[str, ...], fmt: str | None, out: str | None) -> None:
+    """Load inventory SOURCE files / folders ('-' for stdin) and print the normalized tables."""
     import json as _json
 
-    from analyze.inventory import load as load_inventory
+    from analyze.evidence import display, rename_stdin
     from capture.cli import note
-    from capture.output import to_json_rows, write
+    from capture.output import emit, render_table, resolve, to_json_rows
 
-    inv = load_inventory(sources)
-    tables = inv.tables(display=fmt == "table")
+    target = resolve(out, fmt, formats=("table", "json"), folder=None, what="inventory tables")
+    inv = _load_inventory(sources)
+    tables = {name: rename_stdin(df, "source") for name, df in inv.tables(display=target.fmt == "table").items()}
     for message in inv.warnings:
-        note(f"warning: {message}")
-    if fmt == "json":
+        note(f"warning: {display(message)}")
+    if target.fmt == "json":
         doc = {name: to_json_rows(df) for name, df in tables.items()}
-        doc["warnings"] = list(inv.warnings)  # type: ignore[assignment]
-        click.echo(_json.dumps(doc, indent=2, ensure_ascii=False))
+        doc["warnings"] = [display(m) for m in inv.warnings]  # type: ignore[assignment]
+        emit(target, (_json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
         return
-    for name, df in tables.items():
-        click.echo(f"== {name} ({df.height})")
-        write(df, "table", None)
-    note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings")
+    text = "".join(f"== {name} ({df.height})\n" + render_table(df) for name, df in tables.items())
+    where = emit(target, text.encode())
+    note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings"
+         + ("" if where == "stdout" else f" -> {where}"))  # fmt: skip
 
 
 @cli.command("predict")
 @click.option(
     "--inventory", "sources", multiple=True, required=True, metavar="SOURCE",
-    help="Inventory file or folder (repeat for several): YAML, az / ARM JSON, Service Tags.",
+    help="Inventory file or folder (repeat for several; '-' for stdin): YAML, az / ARM JSON, Service Tags.",
 )  # fmt: skip
 @click.argument("more", nargs=-1, metavar="[SOURCE...]")
 @click.option("--vm", default=None, help="Only this VM's ipconfigs.")
@@ -72,7 +97,7 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
 @click.option("--allowlist", default=None, metavar="NAME|FILE",
               help="Allowlist from the inventory by name, or a file; adds the 'allowed' column.")  # fmt: skip
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet"]), default=None,
+    "--format", "fmt", type=click.Choice(["table", "json", "ndjson", "csv", "parquet"]), default=None,
     help="Output format (default: from the -o extension, else table).",
 )  # fmt: skip
 @click.option("-o", "--output", "out", default=None, metavar="OUT",
@@ -92,15 +117,13 @@ def predict_cmd(
     from pathlib import Path
 
     from analyze import predict as prediction
-    from analyze.inventory import load as load_inventory
     from analyze.inventory import load_allowlist
     from capture.cli import note
     from capture.errors import UsageError
-    from capture.output import guess_format, write
+    from capture.output import FORMATS, emit, format_bytes, resolve, write_to
 
-    if out and out != "-" and (out.endswith(("/", "\\")) or Path(out).is_dir()):
-        raise UsageError(f"-o {out!r}: predictions go to a file, not a folder")
-    inv = load_inventory(sources + more)
+    target = resolve(out, fmt, formats=FORMATS, folder=None, what="predictions")
+    inv = _load_inventory(sources + more)
     for message in inv.warnings:
         note(f"warning: {message}")
     chosen = None
@@ -112,15 +135,15 @@ def predict_cmd(
                 raise UsageError(f"--allowlist {allowlist!r}: no such allowlist or file ({names})")
             chosen = load_allowlist(allowlist)
     preds = prediction.predict(inv, destination, allowlist=chosen, vm=vm)
-    resolved = guess_format(out, fmt)  # type: ignore[arg-type]
-    if resolved == "table":
+    if target.fmt == "table":
         ordered = prediction.by_importance(preds)
         df = prediction.frame(ordered, with_allowed=chosen is not None)
-        write(df, "table", out, table_columns=prediction.TABLE_COLUMNS)
-        if not out or out == "-":
-            click.echo("\n" + prediction.explain(ordered), nl=False)
+        text = format_bytes(df, "table", prediction.TABLE_COLUMNS)
+        if target.path is None:
+            text += ("\n" + prediction.explain(ordered)).encode()
+        emit(target, text)
         return
-    where = write(prediction.frame(preds, with_allowed=chosen is not None), resolved, out)
+    where = write_to(prediction.frame(preds, with_allowed=chosen is not None), target)
     if where != "stdout":
         note(f"{len(preds)} predictions -> {where}")
 
@@ -169,7 +192,8 @@ def logs_group() -> None:
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--rejects", "rejects_out", default=None, metavar="FILE",
               help="Write rejected lines (source, lineno, line) to FILE (.csv/.ndjson/.parquet).")
-@click.option("--strict", is_flag=True, help="Exit with status 1 when any line is rejected.")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 when any line is rejected; stop at the first unreadable file.")
 @click.option("-f", "--follow", is_flag=True,
               help="After reading, follow the files (through rotation) and print new records as NDJSON.")
 @click.option("--duration", default=None, hidden=True, help="With --follow: stop after this long.")
@@ -192,73 +216,69 @@ def logs_read_cmd(
     fmt: str | None,
     out: str | None,
 ) -> None:
-    """Read log files into connection records (the type is detected from content)."""
-    import os
-    from pathlib import Path
-
+    """Read log files, folders of them or records folders ('-' for stdin) into connection
+    records (the type is detected from content)."""
     import polars as pl
 
-    from analyze.sources import read_logs
+    from analyze.evidence import scan_log_inputs
     from capture.cli import CliError, note
-    from capture.output import guess_format, write
+    from capture.output import resolve, write_lazy, write_to
 
     if follow:
-        from analyze.watch import follow_records
-        from capture.live import parse_rotate
-
-        if out and out != "-":
-            raise click.UsageError("--follow writes to stdout; drop -o")
-        limit = parse_rotate(duration)[0] if duration else None
-        shown = follow_records(files, lambda frame: write(frame, fmt or "ndjson", None),
-                               duration=limit, year=year, tz=tz, observer=observer)  # fmt: skip
-        note(f"{shown:,} records")
-        return
-
-    result = read_logs(
-        files, type=log_type, log_format=log_format, field_map=field_map,  # type: ignore[arg-type]
-        year=year, tz=tz, observer=observer,
-    )  # fmt: skip
-    for message in result.notes:
+        return _follow_logs(files, fmt, out, duration, year=year, tz=tz, observer=observer, log_type=log_type)
+    target = resolve(out, fmt, folder="a records folder")
+    rejects_target = resolve(rejects_out, None, folder=None, what="rejects") if rejects_out else None
+    inputs = scan_log_inputs(files, log_type=log_type, log_format=log_format, field_map=field_map,
+                             year=year, tz=tz, observer=observer, strict=strict)  # fmt: skip
+    for message in inputs.notes:
         note(message)
-    size = sum(os.path.getsize(f) for f in files)
-    if size > 100_000_000:
-        note(f"reading {size / 1e6:,.0f} MB in {len(files)} file(s) ...")
-    sink_to = None
-    from capture.output import is_special
-
-    if out and out != "-" and not out.endswith(os.sep) and not Path(out).is_dir():
-        if guess_format(out, fmt) == "parquet" and not is_special(Path(out)):  # type: ignore[arg-type]
-            sink_to = Path(out)
-    try:
-        if sink_to is not None:
-            # Stream straight to Parquet: memory stays bounded whatever the input size.
-            from capture.output import check_overwrite
-
-            check_overwrite(sink_to)
-            tmp = sink_to.with_name(f".{sink_to.name}.partial")
-            sink = result.records.sink_parquet(tmp, lazy=True)
-            _, rejects, skipped = pl.collect_all([sink, result.rejects, result.skipped])
-            os.replace(tmp, sink_to)
-            n_records = pl.scan_parquet(sink_to).select(pl.len()).collect().item()
-            where = str(sink_to)
-        else:
-            records, rejects, skipped = pl.collect_all(
-                [result.records, result.rejects, result.skipped]
+    if inputs.size > 100_000_000:
+        note(f"reading {inputs.size / 1e6:,.0f} MB of logs ...")
+    status = input_status(unreadable=len(inputs.errors), read=inputs.read,
+                          partial=any(is_partial(n) for n in inputs.notes))  # fmt: skip
+    if status != Status.ERROR:
+        try:
+            where, n_records, (rejects, skipped) = write_lazy(
+                inputs.records, target, inputs.rejects, inputs.skipped, table_columns=_LOG_TABLE
             )
-            n_records = records.height
-            where = write(records, fmt, out, table_columns=_LOG_TABLE)  # type: ignore[arg-type]
-    except pl.exceptions.PolarsError as exc:
-        raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
-    n_skipped = int(skipped["skipped"].sum() or 0)
-    summary = f"{n_records:,} records, {rejects.height:,} rejected lines, {n_skipped:,} skipped"
-    note(summary + ("" if where == "stdout" else f" -> {where}"))
-    if rejects.height:
-        first = rejects.row(0, named=True)
-        note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
-    if rejects_out:
-        write(rejects, None, rejects_out)
-    if strict and rejects.height:
-        raise SystemExit(1)
+        except pl.exceptions.PolarsError as exc:
+            raise CliError(f"cannot read the logs: {str(exc).splitlines()[0]}") from exc
+        n_skipped = int(skipped["skipped"].sum() or 0)
+        summary = f"{n_records:,} records, {rejects.height:,} rejected lines, {n_skipped:,} skipped"
+        note(summary + ("" if where == "stdout" else f" -> {where}"))
+        if rejects.height:
+            first = rejects.row(0, named=True)
+            note(f"first reject: {first['source']}:{first['lineno']}: {first['line'][:80]!r}")
+            if strict:
+                status = worst([status, Status.FINDINGS])
+        if rejects_target is not None:
+            write_to(rejects, rejects_target)
+    for message in inputs.errors:
+        click.echo(f"Error: {message}", err=True)
+    finish(status)
+
+
+def _follow_logs(files: tuple[str, ...], fmt: str | None, out: str | None, duration: str | None,
+                 **options: Any) -> None:  # fmt: skip
+    """``logs read --follow``: NDJSON (or --format) on stdout as new lines arrive."""
+    from analyze.watch import follow_records
+    from capture.cli import note
+    from capture.live import parse_rotate
+    from capture.output import resolve, write_to
+
+    if out and out != "-":
+        raise click.UsageError("--follow writes to stdout; drop -o")
+    if "-" in files:
+        raise click.UsageError("--follow follows files; for stdin, drop --follow")
+    target = resolve(None, fmt or "ndjson")
+    limit = parse_rotate(duration)[0] if duration else None
+    failures: list[str] = []
+    shown = follow_records(files, lambda frame: write_to(frame, target), duration=limit,
+                           on_error=failures.append, **options)  # fmt: skip
+    note(f"{shown:,} records")
+    for message in failures:
+        click.echo(f"Error: {message}", err=True)
+    finish(input_status(unreadable=len(failures), read=len(files) - len(failures)))
 
 
 cli.add_command(logs_group)
@@ -281,38 +301,89 @@ def _when(text: str | None, option: str) -> Any:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None) -> None:
-    from pathlib import Path
+ANALYSIS_TABLES = ("findings", "addresses", "connections")
+ANALYSIS_FORMATS = ("table", "json", "ndjson", "csv", "parquet", "html")
 
+
+def _analysis_target(out: str | None, fmt: str | None) -> Any:
+    """The -o rule for ``analyze`` / ``demo`` (checked before anything is read)."""
+    from capture.output import resolve
+
+    return resolve(out, fmt, formats=ANALYSIS_FORMATS, folder="the report folder")
+
+
+def _analysis_table(result: Any, what: str) -> Any:
+    """One table of an analysis: the connections (with their ``findings`` ids when the
+    analysis gives them), the addresses, or the findings as rows."""
+    import polars as pl
+
+    from analyze.report import finding_dict
+
+    if what == "connections":
+        return result.connections
+    if what == "addresses":
+        return result.addresses
+    rows = [finding_dict(f) for f in result.findings]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame({"kind": []}, schema={"kind": pl.String})
+
+
+def _report_folder(result: Any, folder: Any) -> str:
+    """``analyze -o DIR/``: the report folder (report.py's writer when it has one)."""
+    from analyze import report
+
+    writer = getattr(report, "write_report_folder", None) or getattr(report, "write_folder", None)
+    if writer is not None:
+        writer(result, folder)
+        return str(folder)
+    from capture.output import Target, emit, write_to
+
+    folder.mkdir(parents=True, exist_ok=True)
+    emit(Target("file", "json", folder / "report.json"), report.render(result, "json"))
+    emit(Target("file", "table", folder / "report.txt"), report.render(result, "table"))
+    for what in ANALYSIS_TABLES:
+        write_to(_analysis_table(result, what), Target("file", "parquet", folder / f"{what}.parquet"))
+    return str(folder)
+
+
+def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None,
+                   what: str | None = None, strict: bool = False) -> None:  # fmt: skip
     from analyze.report import render
-    from capture.output import atomic_write_bytes
+    from capture.output import emit, format_bytes, write_to
 
+    target = _analysis_target(out, fmt)
     for message in result.notes:
         click.echo(f"egresslens: note: {message}", err=True)
-    resolved = fmt or (Path(out).suffix.lstrip(".") if out and out != "-" else "table")
-    if resolved not in ("table", "json", "csv", "parquet", "html"):
-        resolved = "table"
-    data = render(result, resolved)
-    if out and out != "-":
-        atomic_write_bytes(Path(out), data)
-    else:
-        stream = sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
-    click.echo(
-        f"egresslens: {result.connections.height:,} connections from "
-        f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
-        + (f" -> {out}" if out and out != "-" else ""),
-        err=True,
-    )
+    status = input_status(
+        unreadable=len(result.errors), read=len(result.evidence),
+        partial=any(is_partial(m) for m in result.notes),
+    )  # fmt: skip
+    if status != Status.ERROR:
+        if target.kind == "folder":
+            where = _report_folder(result, target.path)
+        elif target.fmt in ("csv", "parquet", "ndjson") or (what and target.fmt != "html"):
+            table = _analysis_table(result, what or "connections")
+            if target.fmt == "table":
+                where = emit(target, format_bytes(table, "table", None))
+            else:
+                where = write_to(table, target)
+        else:
+            where = emit(target, render(result, target.fmt))  # type: ignore[arg-type]
+        click.echo(
+            f"egresslens: {result.connections.height:,} connections from "
+            f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
+            + ("" if where == "stdout" else f" -> {where}"),
+            err=True,
+        )
     for message in result.errors:
         click.echo(f"Error: {message}", err=True)
-    if result.errors:
-        raise SystemExit(2)
+    findings = Status.OK
     if fail_on:
         threshold = SEVERITIES.index(fail_on)
         if any(SEVERITIES.index(f.severity) >= threshold for f in result.findings):
-            raise SystemExit(1)
+            findings = Status.FINDINGS
+    if strict and any(e.rejects for e in result.evidence):
+        findings = Status.FINDINGS
+    finish(status, findings)
 
 
 @cli.command("analyze")
@@ -327,11 +398,17 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 @click.option("--until", default=None, help="Only connections before this time (ISO 8601).")
 @click.option("--vm", default=None, help="Only connections whose candidate VMs include VM.")
 @click.option("--src", default=None, help="Only connections from this address or CIDR.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson", "csv", "parquet", "html"]),
               default=None, help="Report format (default: from the -o extension, else table).")
-@output_option
+@click.option("--what", type=click.Choice(ANALYSIS_TABLES), default=None,
+              help="The table to write (csv / parquet default: connections, with their findings ids).")
+@click.option("-o", "--output", "out", default=None, metavar="OUT",
+              help="Output file (format from its extension), '-' for stdout, or DIR/ for the report folder.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity (for scripts).")
+@click.option("--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
+              help="Log type of every log; auto detects each file's type from its content.")
+@strict_option
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -340,13 +417,15 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 def analyze_cmd(
     evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
     from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
-    src: str | None, fmt: str | None, out: str | None, fail_on: str | None,
-    observer: str | None, year: int | None, tz: str,
+    src: str | None, fmt: str | None, what: str | None, out: str | None, fail_on: str | None,
+    log_type: str, strict: bool, observer: str | None, year: int | None, tz: str,
 ) -> None:
     """Classify every inbound connection's source address, check it against the inventory's
     predictions and the allowlist, and report findings with their fixes."""
     from analyze.pipeline import run
 
+    _analysis_target(out, fmt)
+    inventory = tuple(_inventory_sources(inventory))
     attributions = {}
     for item in from_vm:
         name, sep, path = item.partition("=")
@@ -356,9 +435,9 @@ def analyze_cmd(
     result = run(
         evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
         until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
-        observer=observer, year=year, tz=tz,
+        observer=observer, year=year, tz=tz, log_type=log_type, strict=strict,
     )  # fmt: skip
-    _emit_analysis(result, fmt, out, fail_on)
+    _emit_analysis(result, fmt, out, fail_on, what, strict)
 
 
 @cli.command()
@@ -397,6 +476,8 @@ def demo(fmt: str | None, out: str | None) -> None:
 @click.option("--ports", default="22,80,443", show_default=True, help="Live capture: ports to watch.")
 @click.option("--bpf", default=None, help="Live capture: BPF filter; overrides --ports.")
 @click.option("--from-start", is_flag=True, help="Read the log files from their start, not their end.")
+@click.option("--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
+              help="Log type of every log file; auto detects each file's type from its content.")
 @click.option("--duration", default=None, help="Stop after this long (30s, 5m); default: until Ctrl-C.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -404,8 +485,8 @@ def demo(fmt: str | None, out: str | None) -> None:
 @fail_cleanly
 def watch(
     logfiles: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None, iface: str | None,
-    ports: str, bpf: str | None, from_start: bool, duration: str | None, year: int | None,
-    tz: str, observer: str | None,
+    ports: str, bpf: str | None, from_start: bool, log_type: str, duration: str | None,
+    year: int | None, tz: str, observer: str | None,
 ) -> None:
     """Follow logs (through rotation) and/or a live capture; print each new connection
     classified, and findings as they trigger."""
@@ -438,6 +519,22 @@ def watch(
     stop = threading.Event()
     threads = []
     capture_obj = None
+    failures: list[str] = []
+    broken: list[Status] = []
+    following = threading.Event()
+
+    def guarded(run: Any, *args: Any, **kwargs: Any) -> None:
+        # A thread's failure is one line and an exit status, never a thread traceback.
+        try:
+            run(*args, **kwargs)
+        except BrokenPipeError:
+            broken.append(Status.PIPE)
+        except Exception as exc:  # noqa: BLE001 (reported as one line below)
+            failures.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        finally:
+            if broken:
+                stop.set()
+
     if iface:
         port_set = parse_ports(ports)
         expr = bpf or " or ".join(f"port {p}" for p in sorted(port_set or ()))
@@ -449,17 +546,20 @@ def watch(
             watcher.records(with_lock)
 
         capture_obj = live.LiveCapture(source, options, status=lambda _l: None, on_records=on_records)
-        threads.append(threading.Thread(target=capture_obj.run, name="egresslens-live", daemon=True))
+        threads.append(threading.Thread(target=guarded, args=(capture_obj.run,), name="egresslens-live", daemon=True))
     if logfiles:
         threads.append(threading.Thread(
-            target=follow, args=(logfiles, watcher.records),
-            kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer},
+            target=guarded, args=(follow, logfiles, watcher.records),
+            kwargs={"from_start": from_start, "stop": stop, "year": year, "tz": tz, "observer": observer,
+                    "on_error": failures.append, "log_type": log_type, "ready": following},
             name="egresslens-follow", daemon=True,
         ))  # fmt: skip
-    click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
     old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     for t in threads:
         t.start()
+    if logfiles:  # "watching" means: a line written from now on is seen
+        following.wait(timeout=30)
+    click.echo(f"egresslens: watching {', '.join(list(logfiles) + ([iface] if iface else []))}; Ctrl-C stops", err=True)
     limit = live.parse_rotate(duration)[0] if duration else None
     started = time.time()
     try:
@@ -475,7 +575,15 @@ def watch(
             t.join(timeout=10)
         for s, h in old.items():
             signal.signal(s, h)
+    if Status.PIPE in broken:
+        from capture.cli import stdout_closed
+
+        stdout_closed()
     click.echo(f"egresslens: {watcher.connections:,} connections, {len(watcher.reported)} findings", err=True)
+    for message in failures:
+        click.echo(f"Error: {message}", err=True)
+    sources = len(logfiles) + bool(iface)
+    finish(*broken, input_status(unreadable=len(failures), read=sources - len(failures)))
 
 
 def main() -> None:

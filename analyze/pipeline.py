@@ -123,6 +123,8 @@ def run(
     observer: str | None = None,
     year: int | None = None,
     tz: str = "UTC",
+    log_type: str = "auto",
+    strict: bool = False,
 ) -> Analysis:
     """Analyze ``evidence`` against ``inventory``.
 
@@ -135,6 +137,7 @@ def run(
         src: keep connections from this source address or CIDR.
         from_vm: evidence path -> the VM it is known to come from (``--from VM``).
         observer, year, tz: as for ``logs read``.
+        log_type, strict: as for ``load_evidence`` (``--type``, ``--strict``).
 
     Raises:
         InputError, InventoryError, UsageError: bad input, one line naming where.
@@ -142,7 +145,8 @@ def run(
     inv = load(inventory)
     predictions = predict(inv)
     allow = resolve_allowlist(inv, allowlist)
-    ev = load_evidence(evidence, observer=observer, year=year, tz=tz)
+    ev = load_evidence(evidence, observer=observer, year=year, tz=tz, log_type=log_type,
+                       exclude=inventory, strict=strict)  # fmt: skip
     merged = correlate(ev.records)
     rows = classify(merged.records, inv, predictions).collect()
     rows = _allowed(rows, allow)

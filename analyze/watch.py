@@ -22,6 +22,7 @@ from analyze.findings import Finding, find
 from analyze.inventory import Allowlist, Inventory
 from analyze.predict import Prediction
 from analyze.sources import detect_type, read_logs
+from capture.errors import EgresslensError
 from capture.output import escape_control
 from capture.schema import SCHEMA
 
@@ -150,10 +151,15 @@ def parse_lines(path: Path, kind: str, lines: list[bytes], *, year: int | None, 
         records = result.records.collect()
     finally:
         os.unlink(name)
-    # Point provenance at the followed file and its own line numbers.
+    # Point provenance and ids at the followed file and its own line numbers, so that
+    # they are those ``logs read`` gives on the same file.
     line = pl.element().str.extract(f"^{_re(name)}:([0-9]+)$").cast(pl.Int64) + (first_line - 1)
+    id_parts = pl.col("conn_id").str.extract_groups(f"^(?<kind>[a-z]+):{_re(name)}:(?<line>[0-9]+)$")
+    id_line = id_parts.struct.field("line").cast(pl.Int64) + (first_line - 1)
+    fixed_id = pl.concat_str(id_parts.struct.field("kind"), pl.lit(f":{path}:"), id_line.cast(pl.String))
     return records.with_columns(
-        origin=pl.col("origin").list.eval(pl.lit(f"{path}:") + line.cast(pl.String))
+        origin=pl.col("origin").list.eval(pl.lit(f"{path}:") + line.cast(pl.String)),
+        conn_id=pl.coalesce(fixed_id, pl.col("conn_id")),
     ).select(SCHEMA.names())
 
 
@@ -173,21 +179,57 @@ def follow(
     year: int | None = None,
     tz: str = "UTC",
     observer: str | None = None,
+    on_error: Callable[[str], object] | None = None,
+    log_type: str = "auto",
+    ready: threading.Event | None = None,
 ) -> None:
     """Poll ``files`` until ``stop`` is set (or ``duration`` seconds pass), handing the
-    records of each batch of new lines to ``emit``."""
-    followers = [Follower(Path(f), start_at_end=not from_start) for f in files]
+    records of each batch of new lines to ``emit``.
+
+    ``ready`` is set once every file's starting point is taken: a line written after that
+    is seen, whenever the first poll comes.
+
+    A file that cannot be read (its type cannot be told, it cannot be opened) is reported
+    once to ``on_error`` as one line and no longer followed; when no file is left, the
+    follow ends.  Without ``on_error`` the error is raised.
+    """
+    forced = None if log_type == "auto" else log_type
+    followers = [Follower(Path(f), start_at_end=not from_start, kind=forced) for f in files]
+    for fol in followers:
+        if fol.start_at_end:
+            try:
+                fol.poll()  # takes the position at the end; what was there stays unread
+            except OSError:
+                pass  # reported by the first poll of the loop
+    if ready is not None:
+        ready.set()
     started = time.monotonic()
-    while not stop.is_set() and (duration is None or time.monotonic() - started < duration):
-        for fol in followers:
-            lines = fol.poll()
-            if not lines:
+    while followers and not stop.is_set() and (duration is None or time.monotonic() - started < duration):
+        for fol in list(followers):
+            try:
+                lines = fol.poll()
+                if not lines:
+                    continue
+                if fol.kind is None:
+                    fol.kind = detect_type(fol.path) or "authlog"
+                batch = parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
+                                    first_line=fol.lines_before + 1)  # fmt: skip
+            except (EgresslensError, OSError, pl.exceptions.PolarsError) as exc:
+                if on_error is None:
+                    raise
+                on_error(_one_line(fol.path, exc))
+                followers.remove(fol)
                 continue
-            if fol.kind is None:
-                fol.kind = detect_type(fol.path) or "authlog"
-            emit(parse_lines(fol.path, fol.kind, lines, year=year, tz=tz, observer=observer,
-                             first_line=fol.lines_before + 1))  # fmt: skip
+            emit(batch)
         stop.wait(POLL_S)
+
+
+def _one_line(path: Path, exc: BaseException) -> str:
+    """A reader failure as one line naming the file."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
 def follow_records(
@@ -198,10 +240,13 @@ def follow_records(
     year: int | None = None,
     tz: str = "UTC",
     observer: str | None = None,
+    on_error: Callable[[str], object] | None = None,
+    log_type: str = "auto",
 ) -> int:
     """``logs read --follow``: the files' existing records, then new ones as they come.
 
-    Stops on SIGINT / SIGTERM or after ``duration`` seconds; returns how many were emitted.
+    Stops on SIGINT / SIGTERM, after ``duration`` seconds, or when no file can be read any
+    more (each failure goes to ``on_error``, see ``follow``); returns how many were emitted.
     """
     import signal
 
@@ -219,7 +264,7 @@ def follow_records(
 
     try:
         follow(files, count, from_start=True, stop=stop, duration=duration, year=year, tz=tz,
-               observer=observer)  # fmt: skip
+               observer=observer, on_error=on_error, log_type=log_type)  # fmt: skip
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

@@ -1,36 +1,106 @@
 """The ``egresslens capture`` group (mounted by the root group in ``analyze/cli.py``).
 
-Also home of the small CLI helpers every command shares (error handling, --format / -o),
-because this module and ``analyze/cli.py`` are the only ones that import click.
+Also home of the small CLI helpers every command shares (exit statuses, error handling,
+--format / -o), because this module and ``analyze/cli.py`` are the only ones that import
+click.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
-from collections.abc import Callable
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
 from capture.errors import EgresslensError
-from capture.output import FORMATS, TABLE_COLUMNS, overwriting, write
+from capture.output import FORMATS, TABLE_COLUMNS, overwriting, resolve, write_to
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Status(enum.IntEnum):
+    """Exit statuses, the same for every command (the README's table)."""
+
+    OK = 0
+    """Clean."""
+    FINDINGS = 1
+    """Findings at or above ``--fail-on``, or rejected lines with ``--strict``."""
+    ERROR = 2
+    """A usage error, or nothing could be read."""
+    PARTIAL = 3
+    """Partial input: a truncated capture, an unreadable file among others, a gzip cut short."""
+    PIPE = 141
+    """stdout was closed early (``| head``): 128 + SIGPIPE, what a shell reports for a
+    tool the pipe stopped."""
+
+
+_PRECEDENCE = (Status.PIPE, Status.ERROR, Status.FINDINGS, Status.PARTIAL)
+"""When several apply: 2 beats 1 and 1 beats 3."""
+
+_PARTIAL_NOTE = re.compile(r": truncated (after|inside)|gzip stream cut short")
+"""Notes of the readers that mean the input stopped early (the records before are kept)."""
+
+
+def worst(statuses: Iterable[Status | int]) -> Status:
+    """The status to exit with when several apply (2 beats 1, 1 beats 3)."""
+    given = {Status(s) for s in statuses}
+    return next((s for s in _PRECEDENCE if s in given), Status.OK)
+
+
+def is_partial(message: str) -> bool:
+    """Whether a reader's note says the input was cut short (status 3)."""
+    return bool(_PARTIAL_NOTE.search(message))
+
+
+def input_status(*, unreadable: int, read: int, partial: bool = False) -> Status:
+    """The status of reading inputs: 2 when nothing could be read, 3 when some inputs (or
+    their ends) could not be, else 0."""
+    if unreadable and not read:
+        return Status.ERROR
+    if unreadable or partial:
+        return Status.PARTIAL
+    return Status.OK
+
+
+def finish(*statuses: Status | int) -> None:
+    """End the command with the status that wins (nothing to do for 0)."""
+    code = worst(statuses)
+    if code:
+        raise SystemExit(int(code))
 
 
 class CliError(click.ClickException):
     """A one-line error on stderr and exit status 2 (bad input / usage)."""
 
-    exit_code = 2
+    exit_code = int(Status.ERROR)
+
+
+def stdout_closed() -> None:
+    """The reader of stdout went away: send what is left to /dev/null, so that the final
+    flush at exit does not print a second error, and leave quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file descriptor (CliRunner): nothing to silence
+    raise SystemExit(int(Status.PIPE))
 
 
 def fail_cleanly(func: F) -> F:
-    """Turn the package's errors into a one-line message and exit 2, never a traceback."""
+    """Turn the package's errors into a one-line message and exit 2, never a traceback;
+    a closed stdout ends the command quietly with status 141."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:
+            stdout_closed()
         except EgresslensError as exc:
             raise CliError(str(exc)) from exc
         except OSError as exc:  # a file or socket the OS refused: say which, no traceback
@@ -46,7 +116,11 @@ format_option = click.option(
 )  # fmt: skip
 output_option = click.option(
     "-o", "--output", "out", default=None, metavar="OUT",
-    help="Output file, '-' for stdout, or DIR/ for a records folder.",
+    help="Output file (format from its extension), '-' for stdout, or DIR/ for a records folder.",
+)  # fmt: skip
+strict_option = click.option(
+    "--strict", is_flag=True,
+    help="Stop at the first unreadable file (exit 2); rejected lines exit 1.",
 )  # fmt: skip
 
 
@@ -98,6 +172,7 @@ def capture() -> None:
 )  # fmt: skip
 @click.option("--ports", default=None, help="Only connections to/from these ports (22,80,443).")
 @click.option("--bpf", default=None, help="Only packets matching this BPF (tcpdump) filter.")
+@strict_option
 @force_option
 @fail_cleanly
 def read_cmd(
@@ -108,29 +183,80 @@ def read_cmd(
     backend: str,
     ports: str | None,
     bpf: str | None,
+    strict: bool,
 ) -> None:
-    """Read pcap / pcapng files (optionally .gz; '-' for stdin) into connection records."""
-    from capture.read import read_captures
-
-    result = read_captures(
-        list(files), backend=backend, observer=observer, ports=parse_ports(ports), bpf=bpf
-    )
+    """Read pcap / pcapng files (optionally .gz; '-' for stdin) or records folders into
+    connection records."""
+    target = resolve(out, fmt, folder="a records folder")
+    result, read_ok = _read_inputs(files, backend=backend, observer=observer,
+                                   ports=parse_ports(ports), bpf=bpf, strict=strict)  # fmt: skip
     for message in result.warnings:
         note(f"warning: {message}")
-    if result.records.height or not result.errors:
-        where = write(result.records, fmt, out, table_columns=TABLE_COLUMNS)  # type: ignore[arg-type]
+    status = input_status(
+        unreadable=len(result.errors), read=read_ok + bool(result.records.height),
+        partial=any(is_partial(m) for m in result.warnings + result.errors),
+    )  # fmt: skip
+    if status != Status.ERROR:
+        where = write_to(result.records, target, table_columns=TABLE_COLUMNS)
         note(result.summary() + ("" if where == "stdout" else f" -> {where}"))
-    if result.errors:
-        for message in result.errors:
-            click.echo(f"Error: {message}", err=True)
-        raise SystemExit(2)
+    for message in result.errors:
+        click.echo(f"Error: {message}", err=True)
+    finish(status)
+
+
+def _read_inputs(
+    files: tuple[str, ...], *, backend: str, observer: str | None, ports: frozenset[int] | None,
+    bpf: str | None, strict: bool,
+) -> tuple[Any, int]:  # fmt: skip
+    """Captures and records folders of ``capture read`` as one ``ReadResult``, and how many
+    inputs were read whole.  ``strict`` stops at the first unreadable one (a ``CliError``)."""
+    import polars as pl
+
+    from capture.errors import InputError
+    from capture.read import ReadResult, read_captures
+    from capture.records import read_records, split_inputs
+    from capture.schema import SCHEMA
+
+    inputs = split_inputs(files)
+    if inputs.skipped:
+        names = ", ".join(p.name for p in inputs.skipped[:5]) + (", ..." if len(inputs.skipped) > 5 else "")
+        note(f"skipped {len(inputs.skipped)} file(s) that are not captures or records ({names})")
+    result = ReadResult(records=SCHEMA.to_frame())
+    frames: list[pl.DataFrame] = []
+    # --strict stops at the first unreadable file: read one at a time to find it.
+    for batch in ([[f] for f in inputs.captures] if strict else [inputs.captures]) if inputs.captures else []:
+        part = read_captures(batch, backend=backend, observer=observer, ports=ports, bpf=bpf)  # type: ignore[arg-type]
+        if strict and part.errors:
+            raise CliError(part.errors[0])
+        result.files += part.files
+        result.stats.merge(part.stats)
+        result.warnings.extend(part.warnings)
+        result.errors.extend(part.errors)
+        frames.append(part.records)
+    read_ok = result.files - len(result.errors)
+    for item in inputs.records:
+        try:
+            records = read_records(item)
+        except InputError as exc:
+            if strict:
+                raise
+            result.errors.append(str(exc))
+            continue
+        if ports:
+            wanted = pl.Series(sorted(ports), dtype=pl.UInt16)
+            records = records.filter(pl.col("src_port").is_in(wanted) | pl.col("dst_port").is_in(wanted))
+        frames.append(records)
+        read_ok += 1
+    if frames:
+        result.records = pl.concat(frames, how="vertical")
+    return result, read_ok
 
 
 @capture.command("live")
 @click.option("-i", "--interface", "iface", default=None, help="Interface to capture on.")
 @click.option("--ports", default=None, help="Capture only these TCP/UDP ports (22,80,443).")
 @click.option("--bpf", default=None, help="BPF filter (tcpdump syntax); overrides --ports.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--out", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Records folder to write (rotating Parquet files, plus pcaps).")
 @click.option("--rotate", default="60s", show_default=True,
               help="Rotate files every TIME (60s, 5m) or SIZE of captured bytes (100MB).")

@@ -8,6 +8,8 @@ nothing is counted twice.  Files sort by name in the order they were written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -63,3 +65,55 @@ def latest_rows(frames: list[pl.DataFrame]) -> pl.DataFrame:
         .sort("ts", "_seq", "_row")
         .drop("_seq", "_row")
     )
+
+
+@dataclass(slots=True)
+class Inputs:
+    """What a list of capture-side inputs holds, sorted out before anything is read."""
+
+    captures: list[str] = field(default_factory=list)
+    """pcap / pcapng files (``-`` is stdin); a named file that is not one stays here, for
+    the reader to report."""
+    records: list[Path] = field(default_factory=list)
+    """Records folders and single records (``.parquet``) files."""
+    skipped: list[Path] = field(default_factory=list)
+    """Files met in a folder that are not captures or records (READMEs, logs, ...), or the
+    other files of a records folder (a live capture's raw pcaps hold the same connections)."""
+
+
+def split_inputs(paths: Sequence[str]) -> Inputs:
+    """Sort ``paths`` into captures, records and skipped files.
+
+    A folder holding ``*.parquet`` files is a records folder; any other folder stands for
+    the captures in it (not hidden, not recursive).
+    """
+    from capture.pcapfile import is_capture
+
+    out = Inputs()
+    for raw in paths:
+        path = Path(raw)
+        if raw != "-" and path.is_dir():
+            members = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+            if record_files(path):
+                out.records.append(path)
+                out.skipped.extend(p for p in members if p.suffix != ".parquet")
+                continue
+            for member in members:
+                if member.is_file() and is_capture(member):
+                    out.captures.append(str(member))
+                else:
+                    out.skipped.append(member)
+        elif raw != "-" and path.suffix == ".parquet":
+            out.records.append(path)
+        else:
+            out.captures.append(raw)
+    return out
+
+
+def read_records(path: Path) -> pl.DataFrame:
+    """A records folder (latest row per ``conn_id``) or one records file.
+
+    Raises:
+        InputError: not readable, or not in the record schema.
+    """
+    return read_folder(path) if path.is_dir() else read_records_file(path)

@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from capture.errors import UsageError
-from capture.output import format_bytes, guess_format, render_table, write
+from capture.schema import SCHEMA
+from capture.output import format_bytes, guess_format, render_table, resolve, write
 
 
 def frame() -> pl.DataFrame:
@@ -88,3 +89,120 @@ def test_devices_and_pipes_are_written_in_place_not_replaced(tmp_path: Path) -> 
         assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert got[0] == b"hello" and got[1].startswith(b"PAR1")
     assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+# --- the -o rule ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("out", "fmt", "kind", "want"),
+    [
+        (None, None, "stdout", "table"), ("-", "json", "stdout", "json"), ("x.ndjson", None, "file", "ndjson"),
+        ("x.JSON", None, "file", "json"), ("x.parquet", None, "file", "parquet"), ("x.txt", "table", "file", "table"),
+        ("x.csv", "json", "file", "json"), ("recs/", None, "folder", "parquet"),
+    ],
+)  # fmt: skip
+def test_the_o_rule(out: str | None, fmt: str | None, kind: str, want: str) -> None:
+    target = resolve(out, fmt)
+    assert (target.kind, target.fmt) == (kind, want)
+
+
+def test_an_existing_folder_is_a_folder_output(tmp_path: Path) -> None:
+    assert resolve(str(tmp_path), None).kind == "folder"
+    with pytest.raises(UsageError, match="predictions go to a file, not a folder"):
+        resolve(str(tmp_path), None, folder=None, what="predictions")
+    with pytest.raises(UsageError, match="written as Parquet files; drop --format json"):
+        resolve(str(tmp_path), "json")
+
+
+@pytest.mark.parametrize(
+    ("out", "fmt", "message"),
+    [
+        ("json", None, "use --format json"),  # the az habit: -o json
+        ("x.xlsx", None, r"cannot tell the format from \.xlsx; use one of \.json, .*or give --format"),
+        ("report", None, "a name without extension"),
+        ("x.html", None, "does not write html"),
+        ("x.csv", "html", "--format html: not a format of this command"),
+    ],
+)  # fmt: skip
+def test_the_o_rule_refuses_what_it_cannot_tell(out: str, fmt: str | None, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve(out, fmt)
+
+
+class _Terminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_binary_formats_refuse_a_terminal_but_not_a_pipe() -> None:
+    with pytest.raises(UsageError, match="refusing to write binary data to a terminal"):
+        resolve(None, "parquet", stdout=_Terminal())
+    assert resolve(None, "parquet", stdout=io.BytesIO()).fmt == "parquet"
+    assert resolve(None, "json", stdout=_Terminal()).fmt == "json"
+
+
+# --- CSV formula guard ----------------------------------------------------------------------
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_get_a_quote() -> None:
+    cells = ["=cmd|' /C calc'!A0", "+1+2", "-x", "@SUM(A1)", "\tTAB", "\rCR", "-5", "+1.5e3", "3.25",
+             "plain", "a=b", None]  # fmt: skip
+    df = pl.DataFrame({"ua": cells, "n": list(range(-6, 6)), "tags": [[c or "x", "y"] for c in cells]})
+    back = pl.read_csv(format_bytes(df, "csv", None), infer_schema=False)
+    assert back["ua"].to_list() == [
+        "'=cmd|' /C calc'!A0", "'+1+2", "'-x", "'@SUM(A1)", "'\tTAB", "'\rCR", "-5", "+1.5e3", "3.25",
+        "plain", "a=b", None,
+    ]  # fmt: skip
+    assert back["n"].to_list()[:2] == ["-6", "-5"]  # numbers are numbers, never quoted
+    assert back["tags"][0] == "'=cmd|' /C calc'!A0;y"  # a joined list is one cell, guarded too
+
+
+# --- files: modes, short writes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_new_files_get_the_modes_the_umask_gives_whatever_the_format(tmp_path: Path, umask: int, mode: int) -> None:
+    import os
+
+    old = os.umask(umask)
+    try:
+        for name in ("t.json", "t.csv", "t.parquet", "t.txt"):
+            write(frame(), "table" if name.endswith(".txt") else None, str(tmp_path / name))
+        in_folder = Path(write(SCHEMA.to_frame(), None, f"{tmp_path / 'rec'}/"))
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir() if p.is_file()}
+    assert modes == dict.fromkeys(("t.json", "t.csv", "t.parquet", "t.txt"), mode)
+    assert in_folder.parent == tmp_path / "rec" and in_folder.stat().st_mode & 0o777 == mode
+
+
+class _ShortWrites(io.BytesIO):
+    """A pipe that takes at most 5 bytes per write, as a buffered stdout does when the reader is slow."""
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+        return super().write(bytes(data[:5]))
+
+
+def test_short_writes_are_completed() -> None:
+    from capture.output import write_all
+
+    sink = _ShortWrites()
+    write_all(sink, b"0123456789abcdefghij!")
+    assert sink.getvalue() == b"0123456789abcdefghij!"
+
+
+def test_a_reader_gone_mid_write_is_an_error_not_a_clean_short_output() -> None:
+    from capture.output import write_all
+
+    class Closed(_ShortWrites):
+        calls = 0
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+            self.calls += 1
+            if self.calls > 1:
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(data)
+
+    with pytest.raises(BrokenPipeError):
+        write_all(Closed(), b"0123456789")
