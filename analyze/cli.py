@@ -290,15 +290,14 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 def _when(text: str | None, option: str) -> Any:
-    import datetime as dt
+    from analyze.timespec import parse_time
 
     if text is None:
         return None
     try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint=option) from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return parse_time(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=option) from None
 
 
 ANALYSIS_TABLES = ("findings", "addresses", "connections")
@@ -394,8 +393,8 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
               help="Allowlist to check against (default: the inventory's only one).")
 @click.option("--from", "from_vm", multiple=True, metavar="VM=PATH",
               help="Evidence under PATH comes from VM (the article's test from a known VM).")
-@click.option("--since", default=None, help="Only connections from this time (ISO 8601).")
-@click.option("--until", default=None, help="Only connections before this time (ISO 8601).")
+@click.option("--since", default=None, help="Only connections from this time: ISO 8601, -1h, '2 days ago', today, yesterday.")
+@click.option("--until", default=None, help="Only connections before this time (the same forms as --since).")
 @click.option("--vm", default=None, help="Only connections whose candidate VMs include VM.")
 @click.option("--src", default=None, help="Only connections from this address or CIDR.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "ndjson", "csv", "parquet", "html"]),
