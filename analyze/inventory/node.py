@@ -20,21 +20,30 @@ from capture.errors import InventoryError, clip
 class Node:
     """A read-only view of one mapping of a document, with its path for messages."""
 
-    __slots__ = ("path", "source", "value")
+    __slots__ = ("_index", "path", "source", "value")
 
     def __init__(self, value: Mapping[str, Any], path: str, source: str) -> None:
         self.value = value
         self.path = path
         self.source = source
+        self._index: list[tuple[dict[str, tuple[int, str, Any]], str]] | None = None
 
     # -- locating -----------------------------------------------------------------------
 
     def _find(self, names: tuple[str, ...]) -> tuple[str, Any] | None:
-        wanted = {n.lower() for n in names}
-        for scope, prefix in self._scopes():
-            for key, val in scope.items():
-                if isinstance(key, str) and key.lower() in wanted and val is not None:
-                    return f"{prefix}.{key}", val
+        # The first key (in document order) of the first scope matching any of ``names``;
+        # each scope's lower-cased keys are indexed once, as loaders ask a node dozens of times.
+        if self._index is None:
+            self._index = [
+                ({k.lower(): (i, k, v) for i, (k, v) in reversed(list(enumerate(scope.items())))
+                  if isinstance(k, str) and v is not None}, prefix)
+                for scope, prefix in self._scopes()
+            ]  # fmt: skip
+        for index, prefix in self._index:
+            hits = [hit for n in names if (hit := index.get(n.lower())) is not None]
+            if hits:
+                _, key, val = min(hits, key=lambda h: h[0])
+                return f"{prefix}.{key}", val
         return None
 
     def _scopes(self) -> Iterator[tuple[Mapping[str, Any], str]]:
