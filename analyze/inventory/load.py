@@ -52,6 +52,8 @@ class LoadReport:
     """Azure resources of types that do not change egress here, by type."""
     first_skipped: dict[str, str] = field(default_factory=dict)
     """Where each skipped type was first seen (``file: path``)."""
+    spelling: dict[str, str] = field(default_factory=dict)
+    """Lower-case type -> its first spelling: types are counted case-insensitively."""
     left_out: int = 0
     """Template resources whose ``condition`` is false (not deployed)."""
 
@@ -387,14 +389,18 @@ class _Dispatch:
     def _resource(self, node: Node) -> bool:
         """Load one Azure resource or count it as skipped; False when it is not one."""
         if azure.load(node, self.into):
-            self.report.loaded[_type_name(node)] += 1
+            self.report.loaded[self._spelled(node)] += 1
             return True
         if azure.resource_type(node) is not None:
-            kind = _type_name(node)
+            kind = self._spelled(node)
             self.report.skipped[kind] += 1
             self.report.first_skipped.setdefault(kind, node.where())
             return True
         return False
+
+    def _spelled(self, node: Node) -> str:
+        kind = _type_name(node)
+        return self.report.spelling.setdefault(kind.lower(), kind)
 
     def _template(self, doc: Mapping[str, Any], path: str) -> None:
         source = self.source if path == "$" else f"{self.source}: {path}"
