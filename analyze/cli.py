@@ -41,23 +41,43 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str) -> None:
     """Load inventory SOURCE files / folders and print the normalized tables."""
     import json as _json
 
-    from analyze.inventory import load as load_inventory
+    from analyze.inventory.load import load_report
     from capture.cli import note
     from capture.output import to_json_rows, write
 
-    inv = load_inventory(sources)
+    inv, report = load_report(sources)
     tables = inv.tables(display=fmt == "table")
+    by_type = _resources_by_type(report)
     for message in inv.warnings:
         note(f"warning: {message}")
     if fmt == "json":
         doc = {name: to_json_rows(df) for name, df in tables.items()}
+        doc["resources_by_type"] = to_json_rows(by_type)
         doc["warnings"] = list(inv.warnings)  # type: ignore[assignment]
         click.echo(_json.dumps(doc, indent=2, ensure_ascii=False))
         return
     for name, df in tables.items():
         click.echo(f"== {name} ({df.height})")
         write(df, "table", None)
+    if by_type.height:
+        loaded, skipped = (int(by_type[c].sum()) for c in ("loaded", "skipped"))
+        click.echo(f"== Azure resources by type ({loaded} loaded, {skipped} skipped)")
+        write(by_type, "table", None)
+    if report.left_out:
+        note(f"{report.left_out} template resources left out: their condition is false")
     note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings")
+
+
+def _resources_by_type(report: Any) -> Any:
+    """Azure resources read and skipped, one row per type (``inventory show``)."""
+    import polars as pl
+
+    kinds = sorted(set(report.loaded) | set(report.skipped), key=str.lower)
+    return pl.DataFrame(
+        {"type": kinds, "loaded": [report.loaded.get(k, 0) for k in kinds],
+         "skipped": [report.skipped.get(k, 0) for k in kinds]},
+        schema={"type": pl.String, "loaded": pl.UInt32, "skipped": pl.UInt32},
+    )  # fmt: skip
 
 
 @cli.command("predict")
