@@ -814,7 +814,12 @@ def _one(
         if not isinstance(cond, Opaque) and not _truth(cond):
             out.left_out += 1
             return
+    if "existing" in fields and _truth(ev.value(res[fields["existing"]], ctx.at(f"{where}.existing"))):
+        return  # languageVersion 2.0: a reference to a resource deployed elsewhere
     rtype = _text(ev.value(res[fields["type"]], ctx.at(f"{where}.type")))
+    if rtype.lower() == "microsoft.resources/deployments":
+        _nested(ev, res, where, ctx, out)
+        return
     name = _text(ev.value(res[fields["name"]], ctx.at(f"{where}.name")))
     if parent_type and "/" not in rtype:
         rtype = f"{parent_type}/{rtype}"
@@ -834,6 +839,47 @@ def _one(
     out.resources.append((resolved, where))
     if "resources" in fields and isinstance(res[fields["resources"]], list):
         _walk(ev, res[fields["resources"]], f"{where}.{fields['resources']}", rtype, name, loops, out)
+
+
+def _nested(ev: _Evaluator, res: Mapping[str, Any], where: str, ctx: _Ctx, out: Expansion) -> None:
+    """A nested deployment: its inline template's resources, in the scope it asks for.
+
+    ``expressionEvaluationOptions.scope: inner`` evaluates the inner template with its own
+    parameters (given under ``properties.parameters``, evaluated here); the default
+    ``outer`` evaluates it with this template's parameters and variables.  A linked
+    template (``templateLink``) is not fetched: a warning says so.
+    """
+    props = next((v for k, v in res.items() if k.lower() == "properties"), None)
+    if not isinstance(props, Mapping):
+        return
+    keys = {str(k).lower(): (k, v) for k, v in props.items()}
+    base = f"{where}.{next(k for k in res if k.lower() == 'properties')}"
+    if "template" not in keys or not isinstance(keys["template"][1], Mapping):
+        if "templatelink" in keys:
+            link = ev.value(keys["templatelink"][1], ctx.at(f"{base}.templateLink"))
+            uri = link.get("uri") or link.get("id") if isinstance(link, Mapping) else link
+            ev.notes.append(f"{ev.source}: {base}.templateLink: linked template {clip(uri)} is not "
+                            "fetched; load it (and its parameters) as a file of its own")  # fmt: skip
+        return
+    tkey, inner = keys["template"]
+    options = keys.get("expressionevaluationoptions", (None, {}))[1]
+    scope = ev.value(options.get("scope", "outer"), ctx) if isinstance(options, Mapping) else "outer"
+    if str(scope).lower() != "inner":
+        ilower = {str(k).lower(): (k, v) for k, v in inner.items()}
+        rkey, resources = ilower.get("resources", ("resources", []))
+        if isinstance(resources, list):
+            _walk(ev, resources, f"{base}.{tkey}.{rkey}", None, None, ctx.loops, out)
+        return
+    given: dict[str, Any] = {}
+    pkey, params = keys.get("parameters", ("parameters", {}))
+    for name, spec in (params or {}).items():
+        if isinstance(spec, Mapping) and "value" in spec:
+            given[str(name).lower()] = ev.value(spec["value"], ctx.at(f"{base}.{pkey}.{name}.value"))
+    sub = expand(inner, ev.source, given)
+    prefix = f"{base}.{tkey}"
+    out.resources += [(r, prefix + w[1:]) for r, w in sub.resources]
+    out.left_out += sub.left_out
+    ev.notes += sub.warnings
 
 
 def _child_ids(resource: dict[str, Any], rid: str) -> None:

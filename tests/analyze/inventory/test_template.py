@@ -376,3 +376,54 @@ def test_quickstart_predicts_both_vms_on_the_nat_rule_frontend() -> None:
     for p in preds:
         assert p.expected_ips == ()
         assert "public IP myPublicIP" in p.missing  # the frontend's dynamic address
+
+
+# --- nested deployments, languageVersion 2.0 ---------------------------------------------------
+
+
+def _deployment(scope: str | None, **props: Any) -> dict[str, Any]:
+    inner = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"pipName": {"type": "string"}},
+        "resources": [{"type": "Microsoft.Network/publicIPAddresses", "name": "[parameters('pipName')]",
+                       "properties": {"ipAddress": "203.0.113.7"}}],
+    }  # fmt: skip
+    body: dict[str, Any] = {"mode": "Incremental", "template": inner, **props}
+    if scope:
+        body["expressionEvaluationOptions"] = {"scope": scope}
+    return {"type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "nested",
+            "properties": body}  # fmt: skip
+
+
+def test_nested_deployment_with_inner_scope_gets_its_parameters() -> None:
+    doc = _template([_deployment("inner", parameters={"pipName": {"value": "[concat(parameters('lb'), '-pip')]"}})])
+    ((res, where),) = expand(doc, "t.json").resources
+    assert (res["name"], res["properties"]["ipAddress"]) == ("lb1-pip", "203.0.113.7")
+    assert where == "$.resources[0].properties.template.resources[0]"
+
+
+def test_nested_deployment_with_outer_scope_uses_the_outer_parameters() -> None:
+    doc = _template([_deployment(None)])
+    doc["parameters"]["pipName"] = {"type": "string", "defaultValue": "outer-pip"}
+    ((res, _),) = expand(doc, "t.json").resources
+    assert res["name"] == "outer-pip"
+
+
+def test_linked_templates_are_a_warning() -> None:
+    doc = _template([{"type": "Microsoft.Resources/deployments", "name": "linked",
+                      "properties": {"templateLink": {"uri": "https://example.com/t.json"}}}])  # fmt: skip
+    got = expand(doc, "t.json")
+    assert got.resources == []
+    assert got.warnings == ["t.json: $.resources[0].properties.templateLink: linked template "
+                            "'https://example.com/t.json' is not fetched; load it (and its parameters) "
+                            "as a file of its own"]  # fmt: skip
+
+
+def test_symbolic_resources_and_existing_references() -> None:
+    doc = _template([], languageVersion="2.0")
+    doc["resources"] = {
+        "pip": {"type": "Microsoft.Network/publicIPAddresses", "name": "pip1"},
+        "vnet": {"type": "Microsoft.Network/virtualNetworks", "name": "other", "existing": True},
+    }
+    assert [r["name"] for r, _ in expand(doc, "t.json").resources] == ["pip1"]
