@@ -40,6 +40,9 @@ NAME = "arm-template"
 
 MAX_COPIES = 800
 """ARM refuses a ``count`` above 800 (copy-resources: "Copy limits")."""
+MAX_EXPANDED = 100_000
+"""Copies made in one template, all loops together: nested loops of 800 would otherwise
+multiply into hundreds of millions of values."""
 
 _ID_RE = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/([^/]+)/", re.IGNORECASE)
 _TOKEN_RE = re.compile(
@@ -180,6 +183,12 @@ class _Parser:
         elif kind == "num":
             node = _Lit(float(tok) if "." in tok else int(tok))
         elif kind == "name":
+            if (  # a user-defined function: namespace.member(...)
+                self._peek() == "." and self.pos + 2 < len(self.toks)
+                and self.toks[self.pos + 1][0] == "name" and self.toks[self.pos + 2][1] == "("
+            ):  # fmt: skip
+                tok = f"{tok}.{self.toks[self.pos + 1][1]}"
+                self.pos += 2
             if self._peek() != "(":
                 if tok.lower() in ("true", "false", "null"):
                     node = _Lit({"true": True, "false": False, "null": None}[tok.lower()])
@@ -251,6 +260,7 @@ class _Evaluator:
     notes: list[str] = field(default_factory=list)
     subscription: str = "template"
     group: str = "template"
+    copies_made: int = 0
 
     def __post_init__(self) -> None:
         lower = {k.lower(): (k, v) for k, v in self.doc.items() if isinstance(k, str)}
@@ -339,11 +349,18 @@ class _Evaluator:
         """A property or variable ``copy`` loop: ``count`` evaluations of ``input``."""
         name = str(loop.get("name", "")).lower()
         count = self.count(loop.get("count"), ctx.at(f"{ctx.path}.count"))
+        self.spend(count, ctx)
         body = loop.get("input")
         return [
             self.value(body, _Ctx(f"{ctx.path}.input", (*ctx.loops, (name, i))))
             for i in range(count)
         ]
+
+    def spend(self, count: int, ctx: _Ctx) -> None:
+        """Charge ``count`` copies to the template's budget (nested loops multiply)."""
+        self.copies_made += count
+        if self.copies_made > MAX_EXPANDED:
+            raise self.err(ctx.path, f"copy loops expand to more than {MAX_EXPANDED:,} copies")
 
     def count(self, raw: Any, ctx: _Ctx) -> int:
         value = self.value(raw, ctx)
@@ -362,8 +379,11 @@ class _Evaluator:
         return count
 
     def expression(self, text: str, ctx: _Ctx) -> Any:
-        node = _Parser(text, lambda m: self.err(ctx.path, m, text)).parse()
-        return self.eval(node, ctx, text)
+        try:
+            node = _Parser(text, lambda m: self.err(ctx.path, m, text)).parse()
+            return self.eval(node, ctx, text)
+        except RecursionError:
+            raise self.err(ctx.path, "expression nested too deeply") from None
 
     def eval(self, node: Any, ctx: _Ctx, text: str) -> Any:
         if isinstance(node, _Lit):
@@ -791,6 +811,7 @@ def _walk(
             cfields = {str(k).lower(): v for k, v in copy.items()}
             name = str(cfields.get("name", "")).lower()
             count = ev.count(cfields.get("count"), _Ctx(f"{where}.{fields['copy']}.count", loops))
+            ev.spend(count, _Ctx(f"{where}.{fields['copy']}.count", loops))
             for n in range(count):
                 _one(ev, res, fields, f"{where}[copy {n}]", parent_type, parent_name,
                      (*loops, (name, n)), out)  # fmt: skip

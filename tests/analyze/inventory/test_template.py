@@ -427,3 +427,37 @@ def test_symbolic_resources_and_existing_references() -> None:
         "vnet": {"type": "Microsoft.Network/virtualNetworks", "name": "other", "existing": True},
     }
     assert [r["name"] for r, _ in expand(doc, "t.json").resources] == ["pip1"]
+
+
+def test_user_defined_functions_are_placeholders() -> None:
+    value, warnings = evaluate(_template([]), "[contoso.uniqueName('x')]", "t.json")
+    assert value == "<contoso.uniqueName('x')>"
+    assert "template function contoso.uniqueName() is not evaluated here" in warnings[0]
+
+
+def test_nested_copies_have_a_budget() -> None:
+    loop = {"name": "inner", "count": 800, "input": {"copy": [{"name": "deeper", "count": 800, "input": 1}]}}
+    doc = _template([{"type": "Microsoft.Network/publicIPAddresses", "name": "p", "properties": {"copy": [loop]}}])
+    with pytest.raises(InventoryError, match=r"t\.json: \$\.resources\[0\]\.properties\.copy\[0\]\.input\.copy\[0\]: copy loops expand to more than 100,000 copies"):
+        expand(doc, "t.json")
+
+
+def test_deep_expressions_are_an_error_not_a_crash() -> None:
+    with pytest.raises(InventoryError, match=r"t\.json: \$\.x: expression nested too deeply"):
+        evaluate(_template([]), "[" + "string(" * 5000 + "1" + ")" * 5000 + "]", "t.json")
+
+
+def test_cli_predict_on_the_quickstart_template() -> None:
+    from click.testing import CliRunner
+
+    from analyze.cli import cli
+
+    result = CliRunner().invoke(cli, ["predict", "--inventory", str(QUICKSTART / "azuredeploy.json")])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()[1:3]]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("myVM0", "lb_frontend", "nat_rule", "myLB/LoadBalancerFrontEnd"),
+        ("myVM1", "lb_frontend", "nat_rule", "myLB/LoadBalancerFrontEnd"),
+    ]
+    assert result.stdout.count("Not loaded: public IP myPublicIP") == 2
+    assert "uniqueString() cannot be known before deployment" in result.stderr
