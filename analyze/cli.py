@@ -38,13 +38,17 @@ def _inventory_sources(sources: tuple[str, ...]) -> list[str]:
     return [str(spool_stdin(decompress=True)) if s == "-" else s for s in sources]
 
 
-def _load_inventory(sources: tuple[str, ...]) -> Any:
-    """Load inventory sources; errors name stdin ``stdin``, not its temporary copy."""
+def _load_inventory(sources: tuple[str, ...], *, with_report: bool = False) -> Any:
+    """Load inventory sources (and, ``with_report``, the load report: resources by type);
+    errors name stdin ``stdin``, not its temporary copy."""
     from analyze.evidence import display
     from analyze.inventory import load as load_inventory
+    from analyze.inventory.load import load_report
     from capture.errors import EgresslensError
 
     try:
+        if with_report:
+            return load_report(_inventory_sources(sources))
         return load_inventory(_inventory_sources(sources))
     except EgresslensError as exc:
         raise CliError(display(str(exc))) from exc
@@ -70,19 +74,38 @@ def inventory_show_cmd(sources: tuple[str, ...], fmt: str | None, out: str | Non
     from capture.output import emit, render_table, resolve, to_json_rows
 
     target = resolve(out, fmt, formats=("table", "json"), folder=None, what="inventory tables")
-    inv = _load_inventory(sources)
+    inv, report = _load_inventory(sources, with_report=True)
     tables = {name: rename_stdin(df, "source") for name, df in inv.tables(display=target.fmt == "table").items()}
+    by_type = _resources_by_type(report)
     for message in inv.warnings:
         note(f"warning: {display(message)}")
     if target.fmt == "json":
         doc = {name: to_json_rows(df) for name, df in tables.items()}
+        doc["resources_by_type"] = to_json_rows(by_type)
         doc["warnings"] = [display(m) for m in inv.warnings]  # type: ignore[assignment]
         emit(target, (_json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode())
         return
     text = "".join(f"== {name} ({df.height})\n" + render_table(df) for name, df in tables.items())
+    if by_type.height:
+        loaded, skipped = (int(by_type[c].sum()) for c in ("loaded", "skipped"))
+        text += f"== Azure resources by type ({loaded} loaded, {skipped} skipped)\n" + render_table(by_type)
     where = emit(target, text.encode())
+    if report.left_out:
+        note(f"{report.left_out} template resources left out: their condition is false")
     note(f"{sum(df.height for df in tables.values())} records, {len(inv.warnings)} warnings"
          + ("" if where == "stdout" else f" -> {where}"))  # fmt: skip
+
+
+def _resources_by_type(report: Any) -> Any:
+    """Azure resources read and skipped, one row per type (``inventory show``)."""
+    import polars as pl
+
+    kinds = sorted(set(report.loaded) | set(report.skipped), key=str.lower)
+    return pl.DataFrame(
+        {"type": kinds, "loaded": [report.loaded.get(k, 0) for k in kinds],
+         "skipped": [report.skipped.get(k, 0) for k in kinds]},
+        schema={"type": pl.String, "loaded": pl.UInt32, "skipped": pl.UInt32},
+    )  # fmt: skip
 
 
 @cli.command("predict")

@@ -12,6 +12,7 @@ that were not loaded.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import defaultdict
 from typing import Any
 
@@ -269,15 +270,13 @@ class Builder:
                 continue
             for key, rec in list(table.items()):
                 changes: dict[str, Any] = {}
-                for f in dataclasses.fields(rec):
-                    if f.name == "id" or not (f.name.endswith("_id") or f.name.endswith("_ids")):
-                        continue
-                    value = getattr(rec, f.name)
+                for fname in _ref_fields(type(rec)):
+                    value = getattr(rec, fname)
                     new: Any = (
                         tuple(fix(v) or v for v in value) if isinstance(value, tuple) else fix(value)
                     )
                     if new != value:
-                        changes[f.name] = new
+                        changes[fname] = new
                 if changes:
                     table[key] = dataclasses.replace(rec, **changes)
 
@@ -343,3 +342,12 @@ def lb_child_id(lb_id: str, collection: str, name: str) -> str:
 
 
 __all__ = ["Builder", "id_parent", "lb_child_id", "merge"]
+
+
+@functools.cache
+def _ref_fields(record_type: type) -> tuple[str, ...]:
+    """Fields of a record type that hold references (``*_id``, ``*_ids``; not ``id``)."""
+    return tuple(
+        f.name for f in dataclasses.fields(record_type)
+        if f.name != "id" and (f.name.endswith("_id") or f.name.endswith("_ids"))
+    )  # fmt: skip

@@ -132,6 +132,7 @@ class _Reader:
         self.into = into
         self.subnet_vnet: dict[str, list[str]] = {}
         self.vm_primary: dict[str, str] = {}
+        self._nics_of: dict[int, list[Node]] = {}  # id(VM node) -> its NICs (nodes live all run)
 
     # -- references -------------------------------------------------------------------------
 
@@ -193,7 +194,8 @@ class _Reader:
         for vnet in doc.objs("vnets"):
             for sub in vnet.objs("subnets"):
                 self.subnet_vnet.setdefault(_req(sub, "name").lower(), []).append(_req(vnet, "name"))
-        for vm in doc.objs("vms"):
+        vms = doc.objs("vms")  # the same nodes for both passes: their key index is built once
+        for vm in vms:
             self._vm_primary(vm)
         for node in doc.objs("public_ips"):
             self._public_ip(node)
@@ -210,7 +212,7 @@ class _Reader:
             self._vnet(node)
         for node in doc.objs("scale_sets"):
             self._scale_set(node)
-        for node in doc.objs("vms"):
+        for node in vms:
             self._vm(node)
         for node in doc.objs("load_balancers"):
             self._lb(node)
@@ -377,6 +379,13 @@ class _Reader:
 
     def _nics(self, vm: Node) -> list[Node]:
         """The VM's NICs; the shorthand puts one NIC's single ipconfig on the VM itself."""
+        # Asked twice per VM (primary ipconfigs first, then the VM): read once.
+        cached = self._nics_of.get(id(vm))
+        if cached is None:
+            cached = self._nics_of[id(vm)] = self._read_nics(vm)
+        return cached
+
+    def _read_nics(self, vm: Node) -> list[Node]:
         nics = vm.objs("nics")
         if any(vm.has(k) for k in self._SHORT):
             if nics:

@@ -17,31 +17,53 @@ from analyze.inventory.model import canon_id
 from capture.errors import InventoryError, clip
 
 
+_LOWER: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""Lower-cased spellings of the key names loaders ask for (a handful of distinct tuples)."""
+
+
 class Node:
     """A read-only view of one mapping of a document, with its path for messages."""
 
-    __slots__ = ("path", "source", "value")
+    __slots__ = ("_index", "path", "source", "value")
 
     def __init__(self, value: Mapping[str, Any], path: str, source: str) -> None:
         self.value = value
         self.path = path
         self.source = source
+        self._index: list[tuple[dict[str, tuple[int, str, Any]], str]] | None = None
 
     # -- locating -----------------------------------------------------------------------
 
     def _find(self, names: tuple[str, ...]) -> tuple[str, Any] | None:
-        wanted = {n.lower() for n in names}
-        for scope, prefix in self._scopes():
-            for key, val in scope.items():
-                if isinstance(key, str) and key.lower() in wanted and val is not None:
-                    return f"{prefix}.{key}", val
+        # The first key (in document order) of the first scope matching any of ``names``;
+        # each scope's lower-cased keys are indexed once, as loaders ask a node dozens of times.
+        scopes = self._index if self._index is not None else self._build_index()
+        wanted = _LOWER.get(names)
+        if wanted is None:
+            wanted = _LOWER[names] = tuple(n.lower() for n in names)
+        for index, prefix in scopes:
+            best = None
+            for name in wanted:
+                hit = index.get(name)
+                if hit is not None and (best is None or hit[0] < best[0]):
+                    best = hit
+            if best is not None:
+                return f"{prefix}.{best[1]}", best[2]
         return None
 
-    def _scopes(self) -> Iterator[tuple[Mapping[str, Any], str]]:
-        yield self.value, self.path
+    def _build_index(self) -> list[tuple[dict[str, tuple[int, str, Any]], str]]:
+        scopes = [(self.value, self.path)]
         for key, val in self.value.items():
             if isinstance(key, str) and key.lower() == "properties" and isinstance(val, Mapping):
-                yield val, f"{self.path}.{key}"
+                scopes.append((val, f"{self.path}.{key}"))
+        self._index = []
+        for scope, prefix in scopes:
+            index: dict[str, tuple[int, str, Any]] = {}
+            for i, (key, val) in enumerate(scope.items()):
+                if isinstance(key, str) and val is not None:
+                    index.setdefault(key.lower(), (i, key, val))
+            self._index.append((index, prefix))
+        return self._index
 
     def has(self, *names: str) -> bool:
         """Whether any of ``names`` is present (not null)."""

@@ -61,24 +61,139 @@ def frame(records: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 def load(doc: Mapping[str, Any], source: str) -> pl.DataFrame:
-    """Read a Service Tags document into a frame in ``SERVICE_TAGS_SCHEMA``."""
+    """Read a Service Tags document into a frame in ``SERVICE_TAGS_SCHEMA``.
+
+    One Python step per tag (a few thousand); the ~100,000 prefixes are parsed as one
+    frame by ``parse_prefixes``.
+    """
     node = Node(doc, "$", source)
-    records: list[dict[str, Any]] = []
+    names: list[str] = []
+    regions: list[str] = []
+    services: list[str] = []
+    paths: list[str] = []
+    prefixes: list[list[str]] = []
     for tag in node.objs("values"):
         name = tag.text("name", "id")
         if name is None:
             raise tag.error("service tag without a name")
-        key = next(
-            (k for k in ("addressPrefixes",) if tag.has(k)), "addressPrefixes"
+        names.append(name)
+        regions.append(tag.text("region") or "")
+        services.append(tag.text("systemService") or "")
+        paths.append(f"{source}: {tag.path}.properties.addressPrefixes")
+        prefixes.append(tag.strs("addressPrefixes"))
+    per_tag = pl.DataFrame(
+        {"tag": names, "region": regions, "system_service": services, "where": paths,
+         "text": prefixes},
+        schema={"tag": pl.String, "region": pl.String, "system_service": pl.String,
+                "where": pl.String, "text": pl.List(pl.String)},
+    )  # fmt: skip
+    flat = (
+        per_tag.with_columns(pl.int_ranges(pl.col("text").list.len()).alias("i"))
+        .explode("text", "i")
+        .drop_nulls("text")
+    )
+    parsed = pl.concat([flat, parse_prefixes(flat.get_column("text"))], how="horizontal")
+    bad = parsed.filter(~pl.col("ok"))
+    if bad.height:
+        where, i, text = bad.row(0, named=True)["where"], bad["i"][0], bad["text"][0]
+        raise InventoryError(f"{where}[{i}]: not a CIDR: {clip(text)}")
+    return parsed.select(
+        pl.col(c).cast(t) for c, t in SERVICE_TAGS_SCHEMA.items()
+    )
+
+
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_V4_RE = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/(\d{{1,3}}))?$"
+_V6_RE = r"^([0-9a-f:]+)(?:/(\d{1,3}))?$"
+
+
+def parse_prefixes(texts: pl.Series) -> pl.DataFrame:
+    """CIDR texts -> ``prefix``, ``ip_version``, ``start``, ``end``, ``prefix_len``, ``ok``.
+
+    Whole-column string and integer expressions, the same answers as
+    ``ipaddress.ip_network(text, strict=False)`` (tested against it): IPv4 host bits are
+    masked and the prefix is written canonically; IPv6 prefixes are checked (hex groups of
+    at most four digits, eight groups or one ``::``) and kept as written, lower case.  The
+    rare IPv6 forms this does not read (an embedded dotted IPv4 tail) go to ``ipaddress``.
+    ``ok`` is false for text that is not a CIDR.
+    """
+    t = pl.col("t")
+    frame = pl.DataFrame({"t": texts.cast(pl.String).str.strip_chars().str.to_lowercase()})
+    v4 = t.str.extract_groups(_V4_RE)
+    frame = frame.with_columns(v4.alias("m4"))
+    octets = [pl.col("m4").struct.field(str(k)).cast(pl.Int64, strict=False) for k in (1, 2, 3, 4)]
+    plen4 = pl.col("m4").struct.field("5").cast(pl.Int64, strict=False).fill_null(32)
+    addr4 = (octets[0] * (1 << 24)) + (octets[1] * (1 << 16)) + (octets[2] * (1 << 8)) + octets[3]
+    size4 = pl.lit(2, pl.Int64).pow(32 - plen4.clip(0, 32))
+    start4 = addr4 - (addr4 % size4)
+    ok4 = (
+        pl.col("m4").struct.field("1").is_not_null()
+        & (plen4 <= 32)
+    )
+    m6 = t.str.extract_groups(_V6_RE)
+    addr6 = pl.col("m6").struct.field("1")
+    plen6 = pl.col("m6").struct.field("2").cast(pl.Int64, strict=False).fill_null(128)
+    groups = addr6.str.split(":").list.eval(pl.element().filter(pl.element() != "")).list.len()
+    doubles = addr6.str.count_matches("::")
+    ok6 = (
+        addr6.is_not_null()
+        & ~addr6.str.contains("[0-9a-f]{5}|:::")
+        & (plen6 <= 128)
+        & (
+            ((doubles == 0) & (groups == 8) & ~addr6.str.contains("^:|:$"))
+            | ((doubles == 1) & (groups <= 7) & ~addr6.str.contains("^:[^:]|[^:]:$"))
         )
-        records += rows(
-            name,
-            tag.text("region") or "",
-            tag.text("systemService") or "",
-            tag.strs(key),
-            f"{source}: {tag.path}.properties.{key}",
+    )
+    frame = frame.with_columns(m6.alias("m6")).with_columns(
+        ok4.fill_null(False).alias("ok4"), ok6.fill_null(False).alias("ok6"),
+        start4.alias("start4"), plen4.alias("plen4"), plen6.alias("plen6"),
+    )  # fmt: skip
+    out = frame.select(
+        pl.when("ok4")
+        .then(
+            pl.concat_str(
+                [(pl.col("start4") // (1 << s) % 256).cast(pl.String) for s in (24, 16, 8, 0)],
+                separator=".",
+            )
+            + "/" + pl.col("plen4").cast(pl.String)
         )
-    return frame(records)
+        .when("ok6")
+        .then(pl.col("m6").struct.field("1") + "/" + pl.col("plen6").cast(pl.String))
+        .alias("prefix"),
+        pl.when("ok4").then(4).when("ok6").then(6).cast(pl.UInt8).alias("ip_version"),
+        pl.when("ok4").then(pl.col("start4")).cast(pl.UInt32).alias("start"),
+        pl.when("ok4")
+        .then(pl.col("start4") + pl.lit(2, pl.Int64).pow(32 - pl.col("plen4")) - 1)
+        .cast(pl.UInt32)
+        .alias("end"),
+        pl.when("ok4").then("plen4").when("ok6").then("plen6").cast(pl.UInt8).alias("prefix_len"),
+        (pl.col("ok4") | pl.col("ok6")).alias("ok"),
+        pl.col("t"),
+    )
+    # Dotted IPv4 tails in IPv6 text ("::ffff:1.2.3.4/128"): rare; let ipaddress read them.
+    odd = out.with_row_index("row").filter(~pl.col("ok") & pl.col("t").str.contains(":"))
+    if odd.height:
+        fixes = []
+        for row, text in odd.select("row", "t").iter_rows():
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                continue
+            if net.version == 6:
+                fixes.append((row, str(net), net.prefixlen))
+        if fixes:
+            fix = pl.DataFrame(fixes, schema={"row": pl.UInt32, "fp": pl.String, "fl": pl.UInt8}, orient="row")
+            out = (
+                out.with_row_index("row").join(fix, on="row", how="left", maintain_order="left")
+                .with_columns(
+                    pl.coalesce("prefix", "fp").alias("prefix"),
+                    pl.when(pl.col("fp").is_not_null()).then(6).otherwise("ip_version").cast(pl.UInt8).alias("ip_version"),
+                    pl.coalesce("prefix_len", "fl").alias("prefix_len"),
+                    (pl.col("ok") | pl.col("fp").is_not_null()).alias("ok"),
+                )
+                .drop("row", "fp", "fl")
+            )  # fmt: skip
+    return out.drop("t")
 
 
 RANGES_SCHEMA = pl.Schema(

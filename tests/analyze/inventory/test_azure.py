@@ -193,7 +193,10 @@ def test_unknown_resource_types_are_warnings(tmp_path: Path) -> None:
     doc = [{"id": f"/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/sa1",
             "name": "sa1", "type": "Microsoft.Storage/storageAccounts", "kind": "StorageV2"}]  # fmt: skip
     inv = _load(tmp_path, doc)
-    assert inv.warnings == (f"{tmp_path / 'doc0.json'}: $[0]: ignored resource of type Microsoft.Storage/storageAccounts",)
+    assert inv.warnings == (
+        "skipped 1 resource of types not read for egress: Microsoft.Storage/storageAccounts "
+        f"(1, first at {tmp_path / 'doc0.json'}: $[0])",
+    )
 
 
 def test_route_list_items_join_their_route_table(tmp_path: Path) -> None:

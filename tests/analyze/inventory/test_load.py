@@ -108,3 +108,38 @@ def test_native_typo_gets_the_precise_error(tmp_path: Path) -> None:
     path.write_text("vms: []\nload_balancer: []\n")
     with pytest.raises(InputError, match=r"inv.yaml: \$: unknown key 'load_balancer'"):
         load([path])
+
+
+def test_cli_inventory_show_lists_loaded_and_skipped_types() -> None:
+    folder = INV / "wrappers"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["inventory", "show", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "== Azure resources by type (8 loaded, 2 skipped)" in result.stdout
+    lines = result.stdout.split("== Azure resources by type")[1].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.strip()}
+    assert rows["microsoft.keyvault/vaults"] == ["0", "1"]
+    assert rows["microsoft.storage/storageaccounts"] == ["0", "1"]
+    assert rows["Microsoft.Network/loadBalancers"] == ["1", "0"]
+    result = runner.invoke(cli, ["inventory", "show", "--format", "json", str(folder)])
+    doc = json.loads(result.stdout)
+    assert {r["type"]: (r["loaded"], r["skipped"]) for r in doc["resources_by_type"]} == {
+        "Microsoft.Compute/virtualMachines": (1, 0),
+        "microsoft.keyvault/vaults": (0, 1),
+        "Microsoft.Network/loadBalancers": (1, 0),
+        "Microsoft.Network/natGateways": (1, 0),
+        "Microsoft.Network/networkInterfaces": (1, 0),
+        "microsoft.network/publicipaddresses": (2, 0),  # first spelled so by graph_table.json
+        "Microsoft.Network/routeTables": (1, 0),
+        "microsoft.network/virtualnetworks": (1, 0),
+        "microsoft.storage/storageaccounts": (0, 1),
+    }
+
+
+def test_a_parameters_file_without_a_template_is_a_warning(tmp_path: Path) -> None:
+    params = INV / "templates" / "lb_nat_2vms" / "azuredeploy.parameters.json"
+    inv = load([params])
+    assert inv.warnings == (
+        f"{params}: parameters file not matched to a template (name it <template>.parameters.json, "
+        "or load it with exactly one template)",
+    )

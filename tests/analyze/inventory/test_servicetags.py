@@ -116,3 +116,53 @@ def test_flatten_matches_longest_prefix_match(nets: list[tuple[str, ipaddress.IP
         best = max(p for p, _ in covering)
         assert hit.height == 1
         assert hit.item(0, "tag") == min(t for p, t in covering if p == best)
+
+
+# --- the vectorized prefix parser agrees with ipaddress ------------------------------------
+
+from analyze.inventory.servicetags import parse_prefixes  # noqa: E402
+
+
+def _reference(text: str) -> tuple[str | None, int | None, int | None, int | None, int | None]:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return (None, None, None, None, None)
+    if net.version == 4:
+        return (str(net), 4, int(net.network_address), int(net.broadcast_address), net.prefixlen)
+    return (None, 6, None, None, net.prefixlen)  # IPv6 text is kept as written
+
+
+_v4_text = st.builds(
+    lambda a, n, bare: str(ipaddress.IPv4Address(a)) + ("" if bare else f"/{n}"),
+    st.integers(0, 2**32 - 1), st.integers(0, 32), st.booleans(),
+)  # fmt: skip
+_v6_text = st.builds(
+    lambda a, n, full: (ipaddress.IPv6Address(a).exploded if full else str(ipaddress.IPv6Address(a))) + f"/{n}",
+    st.integers(0, 2**128 - 1), st.integers(0, 128), st.booleans(),
+)  # fmt: skip
+_junk = st.sampled_from(
+    ["", "1.2.3", "1.2.3.4/33", "256.1.1.1", "01.2.3.4", "1.2.3.4/", "::/129", "1::2::3", ":1::",
+     "1:2:3:4:5:6:7:8:9", "12345::", "g::1", "1:2:3:4:5:6:7", "1:::2", "a.b.c.d", "1.2.3.4/24x"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_v4_text, _v6_text, _junk), min_size=1, max_size=30))
+def test_parse_prefixes_matches_ipaddress(texts: list[str]) -> None:
+    got = parse_prefixes(pl.Series(texts, dtype=pl.String))
+    for text, row in zip(texts, got.iter_rows(named=True), strict=True):
+        prefix, version, start, end, plen = _reference(text)
+        assert row["ok"] == (version is not None), text
+        if version is None:
+            continue
+        assert (row["ip_version"], row["start"], row["end"], row["prefix_len"]) == (version, start, end, plen), text
+        assert row["prefix"] == (prefix if version == 4 else text.lower()), text
+
+
+def test_a_bad_prefix_names_the_tag_and_index() -> None:
+    doc = {"changeNumber": 1, "cloud": "Public", "values": [
+        {"name": "A", "properties": {"addressPrefixes": ["10.0.0.0/8"]}},
+        {"name": "B", "properties": {"addressPrefixes": ["10.1.0.0/16", "10.1.0.0/40"]}}]}  # fmt: skip
+    with pytest.raises(InventoryError, match=r"t\.json: \$\.values\[1\]\.properties\.addressPrefixes\[1\]: not a CIDR: '10\.1\.0\.0/40'"):
+        load_tags(doc, "t.json")
