@@ -77,8 +77,8 @@ def test_clean_fixture_gives_one_record_per_connection(tmp_path: Path) -> None:
     assert rows[57904]["src_ip"] == "2001:db8::7"
     assert rows[57904]["ssh_method"] == "publickey" and rows[57904]["state"] == "reset"
     assert rows[40000]["ssh_auth"] == "max_attempts" and rows[40000]["ssh_user"] == "root"
-    assert rows[61000]["ssh_auth"] == "closed_preauth"  # no identification string
-    assert rows[61001]["ssh_auth"] == "closed_preauth"  # unable to negotiate
+    assert rows[61000]["ssh_auth"] == "protocol_error"  # no identification string
+    assert rows[61001]["ssh_auth"] == "negotiation_failed"  # unable to negotiate
     # "message repeated 2 times: [ Failed password ...]" is unwrapped
     assert rows[61002]["ssh_auth"] == "failed" and rows[61002]["duration"] == dt.timedelta(seconds=1)
     assert any("read as UTC" in n for n in notes)
@@ -267,9 +267,12 @@ def test_sshd_lines_of_formats_md_section_4(tmp_path: Path) -> None:
     assert got == expected
     assert rows[("115.249.163.77", 51353)]["dst_ip"] == "127.0.0.1"
     assert rows[("203.0.113.8", 50000)]["dst_port"] == 22
-    # pam_unix x2, PAM, reverse mapping, input_userauth_request, Server listening,
-    # Disconnecting: Too many ..., kex_exchange_identification
-    assert skipped == 8
+    # pam_unix session, "PAM 5 more", reverse mapping, input_userauth_request, Server
+    # listening, and two lines that name no client and whose pid has no connection
+    # (Disconnecting: Too many ..., kex_exchange_identification).  The pam_unix auth failure
+    # (line 15) names 192.0.2.1 without a port: it joins that address's connection of one
+    # second before (line 14).
+    assert skipped == 7
 
 
 def test_an_auth_line_whose_address_cannot_be_read_is_a_reject(tmp_path: Path) -> None:
