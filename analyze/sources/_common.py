@@ -8,6 +8,7 @@ lines deliberately skipped, and human notes (assumed year / zone, truncated gzip
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import codecs
 import gzip
 import re
@@ -34,6 +35,27 @@ Patterns here spell classes in ASCII (``[0-9]``, ``[^ ]``) rather than ``\\d`` /
 Rust regex crate those are Unicode classes whose large automata make capture extraction
 several times slower.
 """
+
+MAX_EPOCH_S: Final = 253_402_300_800
+"""9999-12-31 24:00:00 UTC as Unix seconds: times from 1970 up to here are dates we keep."""
+
+
+def in_range(ts: pl.Expr) -> pl.Expr:
+    """True where ``ts`` (a UTC datetime) lies in 1970..9999, the years a log line can have.
+
+    A time outside them (or one that could not be parsed) makes its line a reject.
+    """
+    low = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    high = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    return ts.is_between(pl.lit(low).dt.cast_time_unit("us"), pl.lit(high).dt.cast_time_unit("us")).fill_null(False)
+
+
+def from_epoch_seconds(seconds: pl.Expr) -> pl.Expr:
+    """A UTC datetime from Unix seconds (float), null outside 1970..9999 (never an overflow)."""
+    ok = seconds.is_between(0, MAX_EPOCH_S - 1)
+    micros = (pl.when(ok).then(seconds) * 1_000_000).round().cast(pl.Int64, strict=False)
+    return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
+
 
 _CHUNK: Final = 1 << 24
 MAX_LINE: Final = 1 << 20

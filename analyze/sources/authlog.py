@@ -193,7 +193,7 @@ server's error text has no digits, so an address in a user name cannot pass as t
 
 RHOST_RE: Final = (
     r"^pam_[a-z0-9_]+\(sshd:auth\): authentication failure; logname=[^ ]* uid=[0-9]* "
-    rf"euid=[0-9]* tty=[^ ]* ruser=[^ ]* rhost=(?<ip>{_ADDR})(?: +user=(?<user>.*))?$"
+    rf"euid=[0-9]* tty=[^ ]* ruser=[^ ]* rhost=(?<ip>{_ADDR})(?: +user=(?<user>.*?))? *$"
 )
 """``pam_unix(sshd:auth): authentication failure; ... rhost=ADDR  user=USER`` (user last)."""
 

@@ -262,3 +262,66 @@ def test_a_journal_time_out_of_range_is_a_reject(tmp_path: Path) -> None:
     records, rejects = pl.collect_all([scan.records, scan.rejects])
     assert records["src_port"].to_list() == [1000]
     assert rejects["lineno"].to_list() == [1]
+
+
+LOGS = Path(__file__).resolve().parents[2] / "data" / "logs"
+
+
+def test_fail2ban_style_fixture(tmp_path: Path) -> None:
+    # Every shape fail2ban's sshd filter acts on (normal, ddos, aggressive modes), one client
+    # each; values read off tests/data/logs/auth_fail2ban.log by hand.
+    scan = authlog.scan([LOGS / "auth_fail2ban.log"], year=2026)
+    records, rejects, skipped = pl.collect_all([scan.records, scan.rejects, scan.skipped])
+    assert rejects.height == 0
+    # kex_exchange_identification and "account is locked" name no client: skipped, but
+    # they join their pid's connection
+    assert int(skipped["skipped"].sum()) == 2
+    got = records.select("src_ip", "src_host", "src_port", "ssh_user", "ssh_auth").rows()
+    assert got == [
+        ("203.0.113.50", None, 41001, "dave", "denied"),
+        ("203.0.113.51", None, 41002, "eve", "denied"),
+        ("203.0.113.52", None, None, "frank", "denied"),
+        ("203.0.113.53", None, None, "gina", "denied"),
+        ("203.0.113.54", None, None, "hank", "denied"),
+        ("203.0.113.55", None, None, "ivan", "failed"),
+        ("203.0.113.56", None, None, "judy", "invalid_user"),
+        ("203.0.113.57", None, None, "kim", "invalid_user"),
+        ("203.0.113.58", "scanner.example.net", None, None, "refused"),
+        ("203.0.113.59", None, None, "root", "denied"),
+        ("203.0.113.60", None, 41060, None, "timeout"),
+        ("203.0.113.61", None, 41061, None, "protocol_error"),
+        ("203.0.113.62", None, 41062, None, "negotiation_failed"),
+        ("203.0.113.63", None, 41063, None, "protocol_error"),
+        ("203.0.113.64", None, 41064, None, "protocol_error"),
+        ("203.0.113.65", None, 41065, None, "protocol_error"),
+        ("203.0.113.66", None, 41066, None, "protocol_error"),
+        ("198.51.100.7", None, 41067, "root", "max_attempts"),
+        ("198.51.100.8", None, 41068, "root", "failed"),
+        ("203.0.113.69", None, 41069, "lena", "denied"),
+        (None, "client7.example.org", None, "mike", "denied"),
+        ("203.0.113.71", None, 41071, "nora", "invalid_user"),
+    ]
+
+
+def test_loghub_style_fixture(tmp_path: Path) -> None:
+    # Old OpenSSH (6.x) as in loghub's OpenSSH sample: many lines without a port.
+    scan = authlog.scan([LOGS / "auth_loghub.log"], year=2026)
+    records, rejects, skipped = pl.collect_all([scan.records, scan.rejects, scan.skipped])
+    assert rejects.height == 0
+    # reverse mapping, input_userauth_request x2, check pass, Disconnecting: Too many (pid
+    # only), PAM 5 more, PAM service, session opened/closed, fatal: Write failed, Address maps
+    assert int(skipped["skipped"].sum()) == 11
+    got = records.select("src_ip", "src_port", "ssh_user", "ssh_auth", "state").rows()
+    assert got == [
+        ("203.0.113.80", 38926, "webmaster", "invalid_user", "closed"),
+        ("203.0.113.81", None, None, "closed_preauth", "closed"),
+        ("203.0.113.82", 50515, "root", "max_attempts", "closed"),
+        ("203.0.113.83", None, None, "closed_preauth", "closed"),
+        ("203.0.113.84", None, None, "protocol_error", "closed"),
+        ("203.0.113.85", None, None, "closed_preauth", "closed"),
+        # the disconnect 8 s later comes from another pid: joined by address within 10 s
+        ("203.0.113.86", 49116, "fztu", "accepted", "closed"),
+        ("203.0.113.87", None, "0", "invalid_user", "closed"),
+    ]
+    # the pam_unix line (5) without a port joins the connection of its pid
+    assert records["origin"][0].to_list() == [f"{LOGS / 'auth_loghub.log'}:2"]
