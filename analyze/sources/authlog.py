@@ -586,7 +586,7 @@ def _users() -> list[dict[str, pl.Expr]]:
             .then(pl.when(pl.col("rhost_user") != "").then(pl.col("rhost_user")))
             .when(pl.col("noaddr_user").is_not_null())
             .then(pl.col("noaddr_user"))
-            .when(pre.is_not_null())
+            .when(pre.is_not_null() & (event != "notallowed"))
             .then(named.str.slice(pre.str.len_chars()))
             .when(auth | (event == "maxtries") | (event == "pam"))
             .then(named)
