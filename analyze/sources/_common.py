@@ -390,12 +390,21 @@ def lookup(expr: pl.Expr, table: Mapping[object, object], dtype: pl.DataType) ->
 
 
 def enum_lookup(expr: pl.Expr, table: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
-    """String ``expr`` mapped through ``table`` (others -> null) by position in an Enum.
+    """String ``expr`` mapped through ``table`` (others -> null), streaming-safe and cheap.
 
-    Cheaper than ``lookup``'s when/then chain on long tables (one cast and one gather per
-    row, not one comparison per key) and streaming-safe like it.
+    The string is cast once to an Enum of the keys; the chain then tests small integers, one
+    branch per distinct *value* (``lookup`` compares strings once per key; ``replace`` and
+    ``gather`` leave the streaming engine and hold the whole input in memory).
     """
     keys = list(table)
-    values = pl.Series(list(table.values()), dtype=dtype)
     index = expr.cast(pl.Enum(keys), strict=False).to_physical()
-    return pl.lit(values).gather(index)
+    by_value: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_value.setdefault(table[key], []).append(i)
+    chain: pl.Expr | None = None
+    for value, indices in by_value.items():
+        cond = index == indices[0] if len(indices) == 1 else index.is_in(indices)
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(  # type: ignore[attr-defined]
+            pl.lit(value, dtype)
+        )
+    return pl.lit(None, dtype) if chain is None else chain.otherwise(pl.lit(None, dtype))

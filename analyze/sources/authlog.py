@@ -360,20 +360,36 @@ def _times(
     )
 
 
+def _month(bsd: pl.Expr) -> pl.Expr:
+    """1..12 from a BSD time's month name (null for another word)."""
+    return (bsd.str.slice(0, 3).cast(pl.Enum(list(_MONTHS)), strict=False).to_physical() + 1).cast(
+        pl.Int8
+    )
+
+
+def _bsd_fields() -> dict[str, pl.Expr]:
+    """``bsd_month``, ``bsd_day``, ``bsd_sec`` (second of the day) and ``bsd_hms_ok`` from a
+    BSD time ("Mar  7 18:53:20"); the year is set later."""
+    bsd = pl.col("bsd")
+    hour = bsd.str.slice(7, 2).cast(pl.Int32, strict=False)
+    minute = bsd.str.slice(10, 2).cast(pl.Int32, strict=False)
+    second = bsd.str.slice(13, 2).cast(pl.Int32, strict=False)
+    return {
+        "bsd_month": _month(bsd),
+        "bsd_day": bsd.str.slice(4, 2).str.strip_chars().cast(pl.Int8, strict=False),
+        "bsd_sec": hour * 3600 + minute * 60 + second,
+        "bsd_hms_ok": hour.is_between(0, 23) & minute.is_between(0, 59) & second.is_between(0, 60),
+    }
+
+
 def _bad_time() -> pl.Expr:
     """True for a line whose time cannot be a date: day 0, Apr 31, hour 25, minute 61, an
     unparseable RFC 3339 time, a year out of range.  (Feb 29 waits for the year.)"""
-    bsd = pl.col("bsd")
-    month = enum_lookup(bsd.str.slice(0, 3), _MONTHS, pl.Int8())
-    day = bsd.str.slice(4, 2).str.strip_chars().cast(pl.Int8, strict=False)
-    hour = bsd.str.slice(7, 2).cast(pl.Int8, strict=False)
-    minute = bsd.str.slice(10, 2).cast(pl.Int8, strict=False)
-    second = bsd.str.slice(13, 2).cast(pl.Int8, strict=False)
-    max_day = enum_lookup(bsd.str.slice(0, 3), {_m: _MONTH_DAYS[n] for _m, n in _MONTHS.items()}, pl.Int8())
-    bad_bsd = bsd.is_not_null() & ~(
-        day.is_between(1, max_day) & hour.is_between(0, 23) & minute.is_between(0, 59)
-        & second.is_between(0, 60)
-    ).fill_null(False)  # fmt: skip
+    month, day = pl.col("bsd_month"), pl.col("bsd_day")
+    max_day = pl.when(month == 2).then(29).when(month.is_in([4, 6, 9, 11])).then(30).otherwise(31)
+    bad_bsd = pl.col("bsd").is_not_null() & ~(
+        day.is_between(1, max_day) & pl.col("bsd_hms_ok")
+    ).fill_null(False)
     bad_iso = pl.col("iso").is_not_null() & pl.col("aware").is_null() & pl.col("naive").is_null()
     year = pl.coalesce(pl.col("aware").dt.year(), pl.col("naive").dt.year())
     return bad_bsd | bad_iso | ~year.is_between(1970, 9999).fill_null(True)
@@ -438,13 +454,16 @@ def _syslog_frame(lines: pl.LazyFrame) -> pl.LazyFrame:
     close = c.str.find("]: ", literal=True).cast(pl.UInt32)
     bracket = c.str.find("[", literal=True).cast(pl.UInt32)
     slow = pl.when(cand & ~fast).then(line).str.extract_groups(PREFIX_RE)
-    frame = lines.with_columns(
-        _cand=sshd & line.str.contains(_CANDIDATE_RE),
+    # pl.when(...).then(line) hands each test only the rows that need it (``&`` would not)
+    frame = lines.with_columns(_sshd_word=sshd).with_columns(
+        _cand=pl.when("_sshd_word").then(line).str.contains(_CANDIDATE_RE).fill_null(False),
         _ok=line.str.contains(_PREFIX_ANY),
     ).with_columns(
-        _fast=cand & line.str.contains(_FAST_RE),
-        _sshd=sshd & ~cand & line.str.contains("^" + _PROGRAM_NC),
-        _skippable=sshd & ~cand & line.str.contains(_SKIPPABLE_RE),
+        _fast=pl.when(cand).then(line).str.contains(_FAST_RE).fill_null(False),
+        _other=pl.col("_sshd_word") & ~cand,
+    ).with_columns(
+        _sshd=pl.when("_other").then(line).str.contains("^" + _PROGRAM_NC).fill_null(False),
+        _skippable=pl.when("_other").then(line).str.contains(_SKIPPABLE_RE).fill_null(False),
     )
     frame = frame.with_columns(
         _tslen=ts_len, _at=at, _close=close, _bracket=bracket, _p=slow
@@ -606,7 +625,7 @@ def _addresses() -> list[dict[str, pl.Expr]]:
         raw.str.replace(r"^::[fF]{4}:([0-9]{1,3}(?:\.[0-9]{1,3}){3})$", "$1")
     ).otherwise(raw)
     canon = pl.col("_canon")
-    is_ip = canon.str.contains(_V4) | canon.str.contains(":", literal=True)
+    is_ip = pl.col("_v4") | canon.str.contains(":", literal=True)
     name = pl.col("refused_name")
     return [
         {
@@ -616,11 +635,9 @@ def _addresses() -> list[dict[str, pl.Expr]]:
             ),
         },
         {"_mapped": mapped},
+        {"_v4": pl.col("_mapped").str.contains(_V4)},
         {
-            "_canon": pl.when(
-                pl.col("_mapped").str.contains(_V4)
-                & pl.col("_mapped").str.contains(r"(?:^|\.)0[0-9]")
-            )
+            "_canon": pl.when(pl.col("_v4") & pl.col("_mapped").str.contains(r"(?:^|\.)0[0-9]"))
             .then(pl.col("_mapped").str.replace_all(r"(^|\.)0+([0-9])", "${1}${2}"))
             .otherwise(pl.col("_mapped")),
         },
@@ -740,13 +757,13 @@ def sshd_scan(
     for stage in _extract() + _users() + _addresses():
         events = events.with_columns(**stage)
     pid_only = (pl.col("how") == "pid") | pl.col("noaddr_user").is_not_null()
-    events = events.with_columns(
+    events = events.with_columns(**_bsd_fields()).with_columns(
         # an event whose client cannot be read is not an event (a reject, or a skip below)
         event=pl.when(pl.col("ip").is_not_null() | pl.col("chost").is_not_null() | pid_only)
         .then(pl.col("event")),
         _pid_only=pid_only.fill_null(False),
     )
-    no_conn = pl.col("msg").str.contains(NO_CONNECTION_RE)
+    no_conn = pl.when(pl.col("event").is_null()).then(pl.col("msg")).str.contains(NO_CONNECTION_RE)
     bad_time = _bad_time()
     kind = (
         pl.when(pl.col("kind0").is_not_null())
@@ -782,16 +799,9 @@ def sshd_scan(
             line=pl.when((pl.col("kind") == "reject") | (is_conn & bsd.str.starts_with("Feb 29")))
             .then(pl.col("line")),
             pid_only=is_conn & pl.col("_pid_only"),
-            # "Mar  7 18:53:20" -> month, day, second of the day (the year is set later)
-            bsd_month=pl.when(is_conn).then(enum_lookup(bsd.str.slice(0, 3), _MONTHS, pl.Int8())),
-            bsd_day=pl.when(is_conn).then(
-                bsd.str.slice(4, 2).str.strip_chars().cast(pl.Int8, strict=False)
-            ),
-            bsd_sec=pl.when(is_conn).then(
-                bsd.str.slice(7, 2).cast(pl.Int32, strict=False) * 3600
-                + bsd.str.slice(10, 2).cast(pl.Int32, strict=False) * 60
-                + bsd.str.slice(13, 2).cast(pl.Int32, strict=False)
-            ),
+            bsd_month=pl.when(is_conn).then(pl.col("bsd_month")),
+            bsd_day=pl.when(is_conn).then(pl.col("bsd_day")),
+            bsd_sec=pl.when(is_conn).then(pl.col("bsd_sec")),
             aware=pl.when(is_conn).then(pl.col("aware")),
             naive=pl.when(is_conn).then(pl.col("naive")),
             observer=pl.when(is_conn).then(
