@@ -37,7 +37,7 @@ from analyze.sources._common import (
     rejects_of,
     scan_lines,
 )
-from capture.errors import UsageError
+from capture.errors import InputError, UsageError
 from capture.schema import SCHEMA, SSH_AUTH
 
 __all__ = [
@@ -566,28 +566,38 @@ def _extract() -> list[dict[str, pl.Expr]]:
 def _users() -> list[dict[str, pl.Expr]]:
     """``verb``, ``method``, ``pre`` (preamble) and ``user`` from the text before the client.
 
+    By position, not by new strings: ``_hl`` is the length of the text before the tail (the
+    client and what the server wrote after it), ``_fp`` where an auth line's `` for `` is.
     Returned as stages for successive ``with_columns``: each stage names columns the next
     one reads, so no expression is evaluated twice.
     """
     event = pl.col("event")
     auth = event == "auth"
+    msg = pl.col("msg")
+    lead_len = pl.col("lead_len").cast(pl.Int64)
     tail = pl.coalesce("tail_tail", "fromend_tail", "notallowed_tail", "dispatch_tail")
-    msg = pl.when(tail.is_not_null()).then(pl.col("msg"))
-    headtxt = pl.col("_headtxt")
-    words = pl.when(auth).then(headtxt).str.splitn(" ", 3)
+    hl = pl.col("_hl")
+    fp = pl.col("_fp")
+    has = hl.is_not_null()
+    # auth: "<Verb> <method> for [invalid user ]X"; others: "<lead>[<preamble>]X"
+    after_lead = pl.when(has).then(msg.str.slice(lead_len, (hl - lead_len).clip(0)))
     named = pl.col("_named")
     pre = pl.col("pre")
     return [
-        {"_headtxt": msg.str.head(msg.str.len_chars() - tail.str.len_chars())},
         {
-            # auth: "<Verb> <method> for [invalid user ]X"; others: "<lead>[<preamble>]X"
-            "_named": pl.when(auth)
-            .then(pl.when(auth).then(headtxt).str.splitn(" for ", 2).struct.field("field_1"))
-            .when(event.is_in(["invalid", "badproto"]))
+            "_hl": pl.when(tail.is_not_null())
+            .then(msg.str.len_chars().cast(pl.Int64) - tail.str.len_chars().cast(pl.Int64)),
+            "_fp": pl.when(auth).then(msg).str.find(" for ", literal=True).cast(pl.Int64),
+        },
+        {
+            "_named": pl.when(auth & has & fp.is_not_null())
+            .then(msg.str.slice(fp + 5, (hl - fp - 5).clip(0)))
+            .when(event.is_in(["invalid", "badproto"]) | auth)
             .then(None)
-            .otherwise(headtxt.str.slice(pl.col("lead_len"))),
-            "verb": pl.when(auth).then(words.struct.field("field_0")),
-            "method": pl.when(auth).then(words.struct.field("field_1")),
+            .otherwise(after_lead),
+            "verb": pl.when(auth).then(pl.col("_lead").str.strip_chars_end(" ")),
+            "method": pl.when(auth & fp.is_not_null())
+            .then(msg.str.slice(lead_len, (fp - lead_len).clip(0))),
         },
         {
             "pre": pl.coalesce(
@@ -596,7 +606,7 @@ def _users() -> list[dict[str, pl.Expr]]:
         },
         {
             "user": pl.when(event == "invalid")
-            .then(headtxt.str.slice(pl.col("lead_len")))
+            .then(after_lead)
             .when(event == "badproto")
             .then(None)
             .when(event == "rootrefused")
@@ -693,6 +703,20 @@ def _outcome() -> pl.Expr:
     )
 
 
+def _collected(lf: pl.LazyFrame, sources: Sequence[str]) -> pl.LazyFrame:
+    """``lf`` computed now, as a lazy frame over the result.
+
+    Raises:
+        InputError: polars could not compute it (a bug, or input no test foresaw): named
+            after the files, never a bare polars error.
+    """
+    try:
+        return lf.collect().lazy()
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{', '.join(sources)}: cannot read: {first}") from exc
+
+
 def sshd_scan(
     frame: pl.LazyFrame,
     *,
@@ -739,8 +763,17 @@ def sshd_scan(
     timed_out = (
         m.str.starts_with("Connection from ") | m.str.starts_with("Connection to ")
     ) & m.str.ends_with(" timed out")
+    # Lines decided while framing (other daemons, sshd lines naming no client, non-syslog
+    # text) skip the parse: only their kind and, for rejects, their text are kept.
+    decided = frame.filter(~live).select(
+        "seq",
+        kind=pl.col("kind0").cast(_KIND),
+        line=pl.when(pl.col("kind0") == "reject").then(pl.col("line")),
+        pid_only=pl.lit(False),
+    )
     events = (
-        frame.with_columns(msg=pl.when(live).then(msg))
+        frame.filter(live)
+        .with_columns(msg=msg)
         .with_columns(_lead=pl.col("msg").str.extract(_LEAD_RE, 1))
         .with_columns(
             event=pl.when(timed_out).then(pl.lit("timedout")).otherwise(
@@ -819,12 +852,11 @@ def sshd_scan(
             rank=pl.when(is_conn).then(pl.col("_outcome")),
             state_ev=state_ev,
         )
-        # Collected here, once: records, rejects and skipped all read it, and the lazy
-        # engine would otherwise parse the file again for each of them.  It is narrow (no
-        # line text but for rejects), so its size is that of the connection events.
-        .collect()
-        .lazy()
     )
+    # Collected here, once: records, rejects and skipped all read it, and the lazy engine
+    # would otherwise parse the file again for each of them.  It is narrow (no line text
+    # but for rejects), so its size is that of the connection events.
+    events = _collected(pl.concat([events, decided], how="diagonal_relaxed"), sources)
 
     def file_of(seq: str) -> pl.Expr:
         """The file name back from a ``seq`` value (file index in the high 32 bits)."""
@@ -832,16 +864,15 @@ def sshd_scan(
             dict(enumerate(sources)), return_dtype=pl.String, default=None
         )
 
-    conns = (
+    conns = _collected(
         _times(events.filter((pl.col("kind") == "conn") | pl.col("pid_only")), tz, clocks)
         .with_columns(
             _obs=pl.col("observer").fill_null(""),
             _ipk=pl.coalesce("ip", "src_host"),
             # the decisive event of a connection: highest rank, then latest line
             _rk=pl.col("rank").cast(pl.Int64) * (1 << 44) + pl.col("seq"),
-        )
-        .collect()
-        .lazy()
+        ),
+        sources,
     )
     dated = conns.filter(pl.col("ts").is_not_null())
     undated = conns.filter(pl.col("ts").is_null() & ~pl.col("pid_only"))
@@ -860,12 +891,14 @@ def sshd_scan(
         | (prev_closing & ~closing)
         | (prev_closing & (gap > dt.timedelta(minutes=1))).fill_null(False)
     )
-    ported = (
+    ported = _collected(
         dated.filter(pl.col("port").is_not_null())
-        .sort(*key, "seq")
-        .with_columns(_conn=starts.cast(pl.UInt64).cum_sum())
-        .collect()
-        .lazy()
+        # one integer sort key instead of three (two of them strings): the rows of one
+        # key still come together, in line order
+        .with_columns(_k=pl.struct(key).hash())
+        .sort("_k", "seq")
+        .with_columns(_conn=starts.cast(pl.UInt64).cum_sum()),
+        sources,
     )
     # Lines without a port: the connection of their pid, if it is the same client ...
     portless = dated.filter(pl.col("port").is_null()).sort("seq")
