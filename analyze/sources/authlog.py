@@ -1,10 +1,13 @@
 """sshd lines of auth.log / secure (BSD, RFC 3339, RFC 5424 syslog); https://www.rfc-editor.org/rfc/rfc5424
 
-Message templates are OpenSSH's (``auth.c``, ``auth2.c``, ``packet.c``, ``sshd.c``).
+Message templates are OpenSSH's (``auth.c``, ``auth2.c``, ``auth-pam.c``, ``packet.c``,
+``sshd.c``), pam_unix's and tcp wrappers' (libwrap ``refused connect from``); the outcome
+vocabulary and how lines join are in docs/records.md.
 
-One connection record per sshd connection, keyed by (observer, client IP, client port),
-with the user, the authentication outcome (``capture.schema.SshAuth``), the method, the
-first time (``ts``) and the time to the last line (``duration``).
+One connection record per sshd connection, keyed by (observer, client IP or host name,
+client port), with the user, the authentication outcome (``capture.schema.SshAuth``), the
+method, the first time (``ts``) and the time to the last line (``duration``).  Lines without
+a port join their sshd pid's connection (see ``sshd_scan``).
 
 Log injection: user names and client-sent texts are attacker-controlled.  Where they come
 before the client address, the address is read at the *end* of the message, followed only
@@ -41,8 +44,9 @@ from capture.errors import InputError, UsageError
 from capture.schema import SCHEMA, SSH_AUTH
 
 __all__ = [
-    "EVENTS", "HEAD_RE", "NAME", "NO_CONNECTION_RE", "PREFIX_RE", "SCHEMA", "TAIL_RE",
-    "looks_like", "scan", "sshd_scan",
+    "DISPATCH_RE", "EVENTS", "FROMEND_RE", "HEAD_RE", "NAME", "NOT_ALLOWED_NOADDR_RE",
+    "NOT_ALLOWED_RE", "NO_CONNECTION_RE", "PIDTIMEOUT_RE", "PREFIX_RE", "REFUSED_RE",
+    "RHOST_RE", "SCHEMA", "TAIL_RE", "looks_like", "scan", "sshd_scan",
 ]  # fmt: skip
 
 NAME: Final = "authlog"
@@ -227,7 +231,6 @@ _MONTHS: Final = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
-_MONTH_DAYS: Final = dict(zip(range(1, 13), (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)))
 
 # Events after which sshd has closed the connection.
 _CLOSING: Final = (
