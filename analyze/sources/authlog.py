@@ -843,7 +843,7 @@ def sshd_scan(
             observer=pl.when(is_conn).then(
                 pl.coalesce(pl.col("host"), pl.lit(observer, pl.String))
             ),
-            jpid=pl.when(is_conn).then(pl.col("jpid")),
+            jpid=pl.when(is_conn).then(pl.col("jpid")).cast(pl.UInt32, strict=False),
             ip=pl.col("ip"),
             src_host=pl.col("chost"),
             written=pl.col("written"),
@@ -859,7 +859,22 @@ def sshd_scan(
     # Collected here, once: records, rejects and skipped all read it, and the lazy engine
     # would otherwise parse the file again for each of them.  It is narrow (no line text
     # but for rejects), so its size is that of the connection events.
-    events = _collected(pl.concat([events, decided], how="diagonal_relaxed"), sources)
+    file = pl.col("seq") // (1 << 32)
+    skips = (pl.col("kind") == "skip").sum().cast(pl.UInt32)
+    try:
+        parsed, dec_rejects, dec_skips = pl.collect_all([
+            events,
+            decided.filter(pl.col("kind") == "reject").select("seq", "line"),
+            decided.group_by(_f=file).agg(skipped=skips),
+        ])  # fmt: skip
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{', '.join(sources)}: cannot read: {first}") from exc
+    # the small results now, so that only the connection events stay in memory
+    ev_rejects = parsed.filter(pl.col("kind") == "reject").select("seq", "line")
+    ev_skips = parsed.group_by(_f=file).agg(skipped=skips)
+    events = parsed.filter((pl.col("kind") == "conn") | pl.col("pid_only")).lazy()
+    del parsed
 
     def file_of(seq: str) -> pl.Expr:
         """The file name back from a ``seq`` value (file index in the high 32 bits)."""
@@ -868,7 +883,7 @@ def sshd_scan(
         )
 
     conns = _collected(
-        _times(events.filter((pl.col("kind") == "conn") | pl.col("pid_only")), tz, clocks)
+        _times(events, tz, clocks)
         .with_columns(
             _obs=pl.col("observer").fill_null(""),
             _ipk=pl.coalesce("ip", "src_host"),
@@ -994,19 +1009,18 @@ def sshd_scan(
     )
     records = conform(records).sort("ts", "conn_id")
     rejected = pl.concat(
-        [
-            events.filter(pl.col("kind") == "reject").select("seq", "line"),
-            undated.select("seq", "line"),
-        ],
-        how="vertical",
+        [ev_rejects.lazy(), dec_rejects.lazy(), undated.select("seq", "line")], how="vertical"
     )
     rejects = rejects_of(
         rejected.sort("seq").select(
             source=file_of("seq"), lineno=pl.col("seq") % (1 << 32), line=pl.col("line")
         )
     )
-    skipped = events.group_by(source=file_of("seq")).agg(
-        skipped=(pl.col("kind") == "skip").sum().cast(pl.UInt32)
+    skipped = (
+        pl.concat([ev_skips.lazy(), dec_skips.lazy()], how="vertical")
+        .group_by("_f")
+        .agg(pl.col("skipped").sum())
+        .select(source=file_of("_f"), skipped=pl.col("skipped"))
     )
     return Scan(records=records, rejects=rejects, skipped=skipped, notes=tuple(notes))
 
