@@ -909,15 +909,18 @@ def sshd_scan(
         | (prev_closing & ~closing)
         | (prev_closing & (gap > dt.timedelta(minutes=1))).fill_null(False)
     )
-    ported = _collected(
-        dated.filter(pl.col("port").is_not_null())
-        # one integer sort key instead of three (two of them strings): the rows of one
-        # key still come together, in line order
+    with_port = dated.filter(pl.col("port").is_not_null())
+    # The split is computed on the few columns it needs, sorted by one integer key (the
+    # rows of one address and port still come together, in line order), and joined back:
+    # sorting every column of the events would hold several copies of them.
+    splits = _collected(
+        with_port.select("seq", "ts", "state_ev", *key)
         .with_columns(_k=pl.struct(key).hash())
         .sort("_k", "seq")
-        .with_columns(_conn=starts.cast(pl.UInt64).cum_sum()),
+        .select("seq", _conn=starts.cast(pl.UInt64).cum_sum()),
         sources,
     )
+    ported = _collected(with_port.join(splits, on="seq", how="inner"), sources)
     # Lines without a port: the connection of their pid, if it is the same client ...
     portless = dated.filter(pl.col("port").is_null()).sort("seq")
     by_pid = portless.join_asof(
