@@ -47,7 +47,8 @@ def in_range(ts: pl.Expr) -> pl.Expr:
     """
     low = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     high = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
-    return ts.is_between(pl.lit(low).dt.cast_time_unit("us"), pl.lit(high).dt.cast_time_unit("us")).fill_null(False)
+    bounds = (pl.lit(low).dt.cast_time_unit("us"), pl.lit(high).dt.cast_time_unit("us"))
+    return ts.is_between(*bounds).fill_null(False)
 
 
 def from_epoch_seconds(seconds: pl.Expr) -> pl.Expr:
