@@ -180,7 +180,7 @@ _LOG_TYPES = (
 
 
 _LOG_TABLE = (
-    "ts", "observer", "evidence", "src_ip", "src_port", "dst_port", "state", "ssh_user",
+    "ts", "observer", "evidence", "src_ip", "src_host", "src_port", "dst_port", "state", "ssh_user",
     "ssh_auth", "http_method", "http_path", "http_status", "origin",
 )  # fmt: skip
 

@@ -3,8 +3,10 @@
     python bench/gen_logs.py [--auth-lines 2000000] [--nginx-lines 5000000] [--out bench/out]
 
 The auth.log mixes sshd connections (VERBOSE "Connection from", accepted and failed
-passwords, invalid users, pre-auth closes, scanners, rsyslog "message repeated") with the
-daemons that share the file (CRON, systemd-logind, sudo, pam sessions), about 60 % sshd.
+passwords, invalid users, pre-auth closes, scanners, rsyslog "message repeated", PAM
+failures without a port, AllowUsers refusals, tcp wrappers, pre-auth timeouts named by pid)
+with the daemons that share the file (CRON, systemd-logind, sudo, pam sessions), about 60 %
+sshd.
 Deterministic (fixed seed), so runs are comparable.
 """
 
@@ -62,6 +64,7 @@ def auth_log(path: Path, n_lines: int, seed: int = 1) -> None:
                 out += [
                     f"{p}Invalid user {user}x from {ip} port {port}",
                     f"{p}pam_unix(sshd:auth): check pass; user unknown",
+                    f"{p}pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}",
                     f"{p}Failed password for invalid user {user}x from {ip} port {port} ssh2",
                     f"{p}message repeated 2 times: [ Failed password for invalid user {user}x from {ip} port {port} ssh2]",
                     f"{p}Connection closed by invalid user {user}x {ip} port {port} [preauth]",
@@ -72,6 +75,19 @@ def auth_log(path: Path, n_lines: int, seed: int = 1) -> None:
                     f"{p}error: maximum authentication attempts exceeded for root from {ip} port {port} ssh2 [preauth]",
                     f"{p}Disconnecting authenticating user root {ip} port {port}: Too many authentication failures [preauth]",
                 ]
+            elif kind < 0.74:
+                out += [
+                    f"{p}User {user} from {ip} not allowed because not listed in AllowUsers",
+                    f"{p}Failed password for invalid user {user} from {ip} port {port} ssh2",
+                    f"{p}Connection closed by invalid user {user} {ip} port {port} [preauth]",
+                ]
+            elif kind < 0.76:
+                out += [
+                    f"{stamp} {host} sshd-session[{pid}]: Connection from {ip} port {port} on 10.0.0.4 port 22 rdomain \"\"",
+                    f"{stamp} {host} sshd[900]: Timeout before authentication for connection from {ip} to 10.0.0.4, pid = {pid}",
+                ]
+            elif kind < 0.77:
+                out += [f"{p}refused connect from {ip} ({ip})"]
             elif kind < 0.80:
                 out += [
                     f"{p}Did not receive identification string from {ip} port {port}",

@@ -499,6 +499,7 @@ def finalize(
         observer=pl.lit(observer, dtype=pl.String),
         evidence=pl.lit([evidence]),
         origin=pl.concat_list(c("origin")),
+        src_host=pl.lit(None, dtype=pl.String),
         ssh_user=pl.lit(None, dtype=pl.String),
         ssh_auth=pl.lit(None),
         ssh_method=pl.lit(None),

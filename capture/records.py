@@ -35,6 +35,8 @@ def read_records_file(path: Path) -> pl.DataFrame:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
+    if "src_host" not in frame.columns:  # written before the column existed: no host names
+        frame = frame.with_columns(src_host=pl.lit(None, pl.String))
     missing = [c for c in SCHEMA.names() if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")

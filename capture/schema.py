@@ -38,12 +38,48 @@ SshAuth = Literal[
     "partial",
     "postponed",
     "invalid_user",
-    "closed_preauth",
+    "denied",
+    "refused",
     "max_attempts",
+    "timeout",
+    "protocol_error",
+    "negotiation_failed",
+    "closed_preauth",
     "disconnected",
     "connected",
 ]
-"""Outcome of SSH authentication as sshd logs it (auth.log / journal)."""
+"""Outcome of SSH authentication as sshd, PAM and tcp wrappers log it (auth.log / journal).
+
+``accepted``: ``Accepted <method> for``.  ``failed``: ``Failed <method> for`` a valid user,
+PAM ``Authentication failure`` / ``pam_unix(sshd:auth): authentication failure``.
+``partial`` / ``postponed``: one step of multi-step authentication.  ``invalid_user``: no
+such account (``Invalid user``, ``for invalid user``, PAM ``illegal user``).  ``denied``: the
+account exists but sshd's configuration refuses it (``AllowUsers`` / ``DenyUsers`` /
+``AllowGroups`` / ``DenyGroups``, ``not in any group``, ``account is locked``, a missing
+shell, ``ROOT LOGIN REFUSED``).  ``refused``: tcp wrappers (``refused connect from``).
+``max_attempts``: ``maximum authentication attempts exceeded`` / ``Too many authentication
+failures``.  ``timeout``: ``LoginGraceTime`` ran out before authentication.
+``protocol_error``: the client broke the protocol before authentication (no or a bad
+identification string, ``banner exchange`` / ``kex_exchange_identification`` errors, a bad
+MAC).  ``negotiation_failed``: ``Unable to negotiate`` (no common algorithm).
+``closed_preauth``: the client went away before authenticating.  ``disconnected``: a session
+that ended after authentication.  ``connected``: only ``Connection from`` was seen.
+``FAILED_AUTH`` lists the outcomes that count as a failed authentication.
+"""
+
+FAILED_AUTH: Final[tuple[SshAuth, ...]] = (
+    "failed",
+    "invalid_user",
+    "denied",
+    "refused",
+    "max_attempts",
+    "protocol_error",
+    "negotiation_failed",
+)
+"""The ``ssh_auth`` outcomes that count as a failed authentication (``auth_failures``):
+credentials refused, an unknown or refused account, a refused client, and the protocol-level
+failures before authentication that brute-force and scanning tools cause.  ``timeout`` and
+``closed_preauth`` are not in it: a slow or vanished client has not failed anything."""
 
 EgressClass = Literal[
     "lb_frontend",
@@ -88,6 +124,9 @@ SCHEMA: Final = pl.Schema(
         # Evidence kinds merged into this row.
         "evidence": pl.List(EVIDENCE),
         "src_ip": pl.String,
+        # The client's host name where a log gives a name instead of an address (sshd with
+        # UseDNS yes, tcp wrappers); never resolved.
+        "src_host": pl.String,
         "src_port": pl.UInt16,
         "dst_ip": pl.String,
         "dst_port": pl.UInt16,

@@ -8,6 +8,7 @@ lines deliberately skipped, and human notes (assumed year / zone, truncated gzip
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import codecs
 import gzip
 import re
@@ -34,6 +35,28 @@ Patterns here spell classes in ASCII (``[0-9]``, ``[^ ]``) rather than ``\\d`` /
 Rust regex crate those are Unicode classes whose large automata make capture extraction
 several times slower.
 """
+
+MAX_EPOCH_S: Final = 253_402_300_800
+"""9999-12-31 24:00:00 UTC as Unix seconds: times from 1970 up to here are dates we keep."""
+
+
+def in_range(ts: pl.Expr) -> pl.Expr:
+    """True where ``ts`` (a UTC datetime) lies in 1970..9999, the years a log line can have.
+
+    A time outside them (or one that could not be parsed) makes its line a reject.
+    """
+    low = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    high = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+    bounds = (pl.lit(low).dt.cast_time_unit("us"), pl.lit(high).dt.cast_time_unit("us"))
+    return ts.is_between(*bounds).fill_null(False)
+
+
+def from_epoch_seconds(seconds: pl.Expr) -> pl.Expr:
+    """A UTC datetime from Unix seconds (float), null outside 1970..9999 (never an overflow)."""
+    ok = seconds.is_between(0, MAX_EPOCH_S - 1)
+    micros = (pl.when(ok).then(seconds) * 1_000_000).round().cast(pl.Int64, strict=False)
+    return pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC")
+
 
 _CHUNK: Final = 1 << 24
 MAX_LINE: Final = 1 << 20
@@ -361,6 +384,27 @@ def lookup(expr: pl.Expr, table: Mapping[object, object], dtype: pl.DataType) ->
     chain: pl.Expr | None = None
     for key, value in table.items():
         cond = expr == key
+        chain = (pl.when(cond) if chain is None else chain.when(cond)).then(  # type: ignore[attr-defined]
+            pl.lit(value, dtype)
+        )
+    return pl.lit(None, dtype) if chain is None else chain.otherwise(pl.lit(None, dtype))
+
+
+def enum_lookup(expr: pl.Expr, table: Mapping[str, object], dtype: pl.DataType) -> pl.Expr:
+    """String ``expr`` mapped through ``table`` (others -> null), streaming-safe and cheap.
+
+    The string is cast once to an Enum of the keys; the chain then tests small integers, one
+    branch per distinct *value* (``lookup`` compares strings once per key; ``replace`` and
+    ``gather`` leave the streaming engine and hold the whole input in memory).
+    """
+    keys = list(table)
+    index = expr.cast(pl.Enum(keys), strict=False).to_physical()
+    by_value: dict[object, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_value.setdefault(table[key], []).append(i)
+    chain: pl.Expr | None = None
+    for value, indices in by_value.items():
+        cond = index == indices[0] if len(indices) == 1 else index.is_in(indices)
         chain = (pl.when(cond) if chain is None else chain.when(cond)).then(  # type: ignore[attr-defined]
             pl.lit(value, dtype)
         )

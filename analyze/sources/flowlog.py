@@ -25,6 +25,7 @@ from analyze.sources._common import (
     Scan,
     conform,
     origin,
+    from_epoch_seconds,
     rejects_of,
     scan_each,
     scan_lines,
@@ -165,8 +166,10 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
         source=pl.lit(str(path)),
         _t=pl.col("tuple").str.extract_groups(_TUPLE_RE),
     ).unnest("_t")
-    ok = pl.col("ts").is_not_null()
-    raw = pl.col("ts").cast(pl.Int64)
+    raw = pl.col("ts").cast(pl.Int64, strict=False)
+    # epoch seconds, or milliseconds (VNet flow logs); a time past 9999 is no date: a reject
+    seconds = pl.when(raw > 100_000_000_000).then(raw / 1_000).otherwise(raw)
+    ok = pl.col("ts").is_not_null() & from_epoch_seconds(seconds).is_not_null()
     micros = pl.when(raw > 100_000_000_000).then(raw * 1_000).otherwise(raw * 1_000_000)
     # NSG: flag is the decision (A/D) and state follows; VNet: flag is the state (B/C/E/D).
     state_letter = pl.when(pl.col("vnet")).then(pl.col("flag")).otherwise(

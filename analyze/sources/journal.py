@@ -61,6 +61,7 @@ def scan(paths: Sequence[Path], *, observer: str | None = None) -> Scan:
             aware=pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC"),
             naive=pl.lit(None, pl.Datetime("us")),
             bsd=pl.lit(None, pl.String),
+            iso=pl.lit(None, pl.String),
             host=_get("_HOSTNAME"),
             prog=prog,
             pid=pl.coalesce(_get("_PID"), _get("SYSLOG_PID")),

@@ -19,6 +19,7 @@ from analyze.sources._common import (
     header_field,
     header_skips,
     origin,
+    in_range,
     rejects_of,
     scan_each,
     scan_lines,
@@ -52,10 +53,12 @@ def _scan_one(path: Path, observer: str | None) -> tuple[Scan, list[str]]:
     fits = pl.col("names").list.len() == pl.col("values").list.len()
     date_time = pl.concat_str(_value("date"), pl.lit(" "), _value("time"))
     query = _value("cs-uri-query")
-    parsed = data.with_columns(
-        ok=fits.fill_null(False) & _value("c-ip").is_not_null(),
-        ts=date_time.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_zone="UTC"),
-    )
+    ts = date_time.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_zone="UTC")
+    parsed = data.with_columns(ts=ts.dt.cast_time_unit("us")).with_columns(
+        # a time that cannot be a date (Feb 30, hour 25) makes the line a reject
+        ok=fits.fill_null(False) & _value("c-ip").is_not_null()
+        & (date_time.is_null() | in_range(pl.col("ts"))),
+    )  # fmt: skip
     records = parsed.filter(pl.col("ok")).select(
         **origin(NAME),
         ts=pl.col("ts"),

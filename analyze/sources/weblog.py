@@ -24,6 +24,7 @@ from analyze.sources._common import (
     conform,
     empty_scan,
     origin,
+    in_range,
     rejects_of,
     scan_lines,
 )
@@ -224,6 +225,18 @@ def _time(local: pl.Expr, iso: pl.Expr, msec: pl.Expr) -> pl.Expr:
     ).dt.cast_time_unit("us")
 
 
+def _dated(parsed: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.Expr]:
+    """``parsed`` with ``_ts``, and the test of a readable line: a client, and a time that
+    is a date where the line has one (``[30/Feb/2026:...]`` or hour 25 make a reject)."""
+    have = set(parsed.collect_schema().names())
+    texts = [pl.col(c) for c in ("time_local", "time_iso", "msec") if c in have]
+    none = pl.lit(None, pl.String)
+    ts = _time(*(pl.col(c) if c in have else none for c in ("time_local", "time_iso", "msec")))
+    parsed = parsed.with_columns(_ts=pl.when(in_range(ts)).then(ts))
+    timed = pl.any_horizontal([t.is_not_null() for t in texts]) if texts else pl.lit(False)
+    return parsed, pl.col("client").is_not_null() & (~timed | pl.col("_ts").is_not_null())
+
+
 def _dash(expr: pl.Expr) -> pl.Expr:
     """``-`` (and empty) means "not logged"."""
     return pl.when(expr.is_in(["-", ""])).then(None).otherwise(expr)
@@ -251,7 +264,7 @@ def _records(parsed: pl.LazyFrame, observer: str | None) -> pl.LazyFrame:
     )
     return parsed.with_columns(
         _rq=request,
-        ts=_time(col("time_local"), col("time_iso"), col("msec")),
+        ts=pl.col("_ts") if "_ts" in have else _time(col("time_local"), col("time_iso"), col("msec")),
         src_ip=pl.coalesce(clients.list.last(), col("client")),
     ).select(
         **origin(NAME),
@@ -312,8 +325,8 @@ def _scan_text(path: Path, pattern: str, observer: str | None) -> tuple[Scan, li
     else:
         parsed = nonblank.with_columns(_m=pl.col("line").str.extract_groups(pattern)).unnest("_m")
     # records and rejects come from this one extraction: compute it once.
+    parsed, ok = _dated(parsed)
     parsed = parsed.cache()
-    ok = pl.col("client").is_not_null()
     records = conform(_records(parsed.filter(ok), observer))
     if not {"time_local", "time_iso", "msec"} & groups:
         notes.append(f"{path}: the log format has no time; ts is null")
@@ -413,7 +426,7 @@ def _scan_json(
             for field, paths in field_map.items()
         }
     )
-    ok = pl.col("client").is_not_null()
+    parsed, ok = _dated(parsed)
     return (
         Scan(
             records=conform(_records(parsed.filter(ok), observer)),

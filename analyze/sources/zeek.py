@@ -21,6 +21,8 @@ from analyze.sources._common import (
     header_field,
     header_skips,
     lookup,
+    from_epoch_seconds,
+    in_range,
     rejects_of,
     scan_lines,
     with_header,
@@ -70,15 +72,9 @@ def _records(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Columns named after Zeek fields (strings, nulls for unset) -> record schema."""
     service = pl.col("service")
     where = pl.concat_str(pl.col("source"), pl.lit(":"), pl.col("lineno").cast(pl.String))
-    epoch = pl.col("ts").cast(pl.Float64, strict=False)
-    iso = pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC")
     return frame.select(
         conn_id=pl.col("uid"),
-        ts=pl.coalesce(
-            pl.from_epoch((epoch * 1_000_000).round().cast(pl.Int64), time_unit="us")
-            .dt.replace_time_zone("UTC"),
-            iso.dt.cast_time_unit("us"),
-        ),
+        ts=pl.col("_ts"),
         evidence=pl.concat_list(pl.lit(NAME)),
         src_ip=pl.col("id.orig_h"),
         src_port=pl.col("id.orig_p").cast(pl.UInt16, strict=False),
@@ -108,6 +104,20 @@ def _records(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _ts() -> pl.Expr:
+    """``ts`` as Zeek writes it: epoch seconds (TSV, JSON) or ISO 8601 (JSON with
+    ``use_json_iso8601``); null for a time that cannot be a date."""
+    epoch = pl.col("ts").cast(pl.Float64, strict=False)
+    iso = pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_zone="UTC")
+    ts = pl.coalesce(from_epoch_seconds(epoch), iso.dt.cast_time_unit("us"))
+    return pl.when(in_range(ts)).then(ts)
+
+
+def _dated(ok: pl.Expr) -> pl.Expr:
+    """``ok`` and, where the line has a time, that time is a date (else a reject)."""
+    return ok & (pl.col("ts").is_null() | pl.col("_ts").is_not_null())
+
+
 def _unset(expr: pl.Expr) -> pl.Expr:
     return pl.when(~expr.is_in(["-", "(empty)"])).then(expr)
 
@@ -121,7 +131,9 @@ def _scan_tsv(path: Path) -> tuple[Scan, list[str]]:
     fits = (pl.col("names").list.len() == pl.col("values").list.len()).fill_null(False)
     parsed = data.with_columns(
         **{f: _unset(header_field(pl.col("names"), pl.col("values"), f)) for f in _FIELDS}
-    ).with_columns(ok=fits & pl.col("uid").is_not_null() & pl.col("id.orig_h").is_not_null())
+    ).with_columns(_ts=_ts()).with_columns(
+        ok=_dated(fits & pl.col("uid").is_not_null() & pl.col("id.orig_h").is_not_null())
+    )
     records = _records(parsed.filter(pl.col("ok")))
     scan = Scan(
         records=conform(records),
@@ -136,7 +148,9 @@ def _scan_json(path: Path) -> tuple[Scan, list[str]]:
     data = lines.filter(pl.col("line").str.strip_chars() != "")
     parsed = data.with_columns(
         **{f: pl.col("line").str.json_path_match(f"$['{f}']") for f in _FIELDS}
-    ).with_columns(ok=pl.col("uid").is_not_null() & pl.col("id.orig_h").is_not_null())
+    ).with_columns(_ts=_ts()).with_columns(
+        ok=_dated(pl.col("uid").is_not_null() & pl.col("id.orig_h").is_not_null())
+    )
     scan = Scan(
         records=conform(_records(parsed.filter(pl.col("ok")))),
         rejects=rejects_of(parsed.filter(~pl.col("ok"))),

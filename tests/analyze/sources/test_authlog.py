@@ -77,8 +77,8 @@ def test_clean_fixture_gives_one_record_per_connection(tmp_path: Path) -> None:
     assert rows[57904]["src_ip"] == "2001:db8::7"
     assert rows[57904]["ssh_method"] == "publickey" and rows[57904]["state"] == "reset"
     assert rows[40000]["ssh_auth"] == "max_attempts" and rows[40000]["ssh_user"] == "root"
-    assert rows[61000]["ssh_auth"] == "closed_preauth"  # no identification string
-    assert rows[61001]["ssh_auth"] == "closed_preauth"  # unable to negotiate
+    assert rows[61000]["ssh_auth"] == "protocol_error"  # no identification string
+    assert rows[61001]["ssh_auth"] == "negotiation_failed"  # unable to negotiate
     # "message repeated 2 times: [ Failed password ...]" is unwrapped
     assert rows[61002]["ssh_auth"] == "failed" and rows[61002]["duration"] == dt.timedelta(seconds=1)
     assert any("read as UTC" in n for n in notes)
@@ -267,9 +267,12 @@ def test_sshd_lines_of_formats_md_section_4(tmp_path: Path) -> None:
     assert got == expected
     assert rows[("115.249.163.77", 51353)]["dst_ip"] == "127.0.0.1"
     assert rows[("203.0.113.8", 50000)]["dst_port"] == 22
-    # pam_unix x2, PAM, reverse mapping, input_userauth_request, Server listening,
-    # Disconnecting: Too many ..., kex_exchange_identification
-    assert skipped == 8
+    # pam_unix session, "PAM 5 more", reverse mapping, input_userauth_request, Server
+    # listening, and two lines that name no client and whose pid has no connection
+    # (Disconnecting: Too many ..., kex_exchange_identification).  The pam_unix auth failure
+    # (line 15) names 192.0.2.1 without a port: it joins that address's connection of one
+    # second before (line 14).
+    assert skipped == 7
 
 
 def test_an_auth_line_whose_address_cannot_be_read_is_a_reject(tmp_path: Path) -> None:
@@ -295,7 +298,17 @@ _TEMPLATES = (
     "Connection closed by invalid user {u} {ip} port {port} [preauth]",
     "Disconnected from invalid user {u} {ip} port {port}",
     "error: maximum authentication attempts exceeded for invalid user {u} from {ip} port {port} ssh2 [preauth]",
+    "ssh_dispatch_run_fatal: Connection from invalid user {u} {ip} port {port}: message authentication code incorrect [preauth]",
 )
+# Shapes without a port (PAM, sshd's refusals): one client each, keyed by address; the user
+# read back is what the template put there.
+_PORTLESS = (
+    ("error: PAM: authentication error for illegal user {u} from {ip}", lambda u: u),
+    ("error: PAM: User not known to the underlying authentication module for illegal user {u} from {ip} via 10.0.0.4", lambda u: u),
+    ("User {u} from {ip} not allowed because listed in DenyUsers", lambda u: u or None),
+    ("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost={ip}  user={u}",
+     lambda u: u.rstrip(" ") or None),
+)  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)
@@ -315,6 +328,25 @@ def test_injected_text_in_user_names_never_moves_the_source(names: list[str]) ->
     assert got == {
         40000 + i: (f"198.51.100.{i % 250 + 1}", name) for i, name in enumerate(names)
     }
+
+
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(_NAMES, min_size=1, max_size=20))
+def test_injected_text_in_portless_lines_never_moves_the_source(names: list[str]) -> None:
+    lines, want = [], {}
+    for i, name in enumerate(names):
+        template, user = _PORTLESS[i % len(_PORTLESS)]
+        ip = f"198.51.100.{i % 250 + 1}"
+        # a minute apart, each on its own pid: every line is a client of its own
+        lines.append(f"Mar  7 10:{i:02d}:00 h sshd[{1000 + i}]: " + template.format(u=name, ip=ip))
+        want[ip] = user(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "auth.log"
+        path.write_text("\n".join(lines) + "\n")
+        records, rejects, _, _ = run([path], year=2026)
+    assert rejects.height == 0
+    assert dict(records.select("src_ip", "ssh_user").rows()) == want
+    assert records["src_port"].null_count() == records.height
 
 
 def test_session_child_pid_stays_in_the_connection(tmp_path: Path) -> None:

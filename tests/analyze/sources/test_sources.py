@@ -116,3 +116,47 @@ def test_a_file_that_changes_format_halfway(tmp_path: Path) -> None:
     records, rejects = pl.collect_all([result.records, result.rejects])
     assert records["src_ip"].to_list() == ["192.0.2.1"]
     assert rejects["lineno"].to_list() == [2, 3]
+
+
+# --- one line whose time cannot be a date is a reject, in every format (issue 15) ------------
+
+_W3C_HEAD = "#Software: IIS\n#Fields: date time cs-method cs-uri-stem c-ip sc-status\n"
+_ZEEK_HEAD = (
+    "#separator \\x09\n#path\tconn\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n"
+)
+_NSG = (
+    '{{"records":[{{"time":"2018-11-13T12:00:35Z","resourceId":"/X/NETWORKSECURITYGROUPS/N",'
+    '"properties":{{"Version":2,"flows":[{{"rule":"r","flows":[{{"mac":"00","flowTuples":['
+    '"{bad},192.0.2.1,10.0.0.4,40000,22,T,I,A,B,,,,",'
+    '"1542110379,192.0.2.2,10.0.0.4,40001,22,T,I,A,B,,,,"]}}]}}]}}}}]}}'
+)
+BAD_DATES = [
+    ("nginx", '192.0.2.1 - - [30/Feb/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n'
+              '192.0.2.2 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n', 1),
+    ("nginx", '192.0.2.1 - - [10/Oct/2026:25:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n'
+              '192.0.2.2 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "x"\n', 1),
+    ("jsonlog", '{"remote_addr":"192.0.2.1","time_iso8601":"2026-13-01T00:00:00+00:00","status":"200"}\n'
+                '{"remote_addr":"192.0.2.2","time_iso8601":"2026-10-01T00:00:00+00:00","status":"200"}\n', 1),
+    ("w3c", _W3C_HEAD + "2026-02-30 10:00:00 GET / 192.0.2.1 200\n2026-02-03 10:00:00 GET / 192.0.2.2 200\n", 3),
+    ("zeek", _ZEEK_HEAD + "1e300\tC1\t192.0.2.1\t1\t10.0.0.4\t22\ttcp\n"
+             "1772920000.5\tC2\t192.0.2.2\t2\t10.0.0.4\t22\ttcp\n", 4),
+    ("zeekjson", '{"ts":"2026-02-30T10:00:00Z","uid":"C1","id.orig_h":"192.0.2.1"}\n'
+                 '{"ts":1772920000.5,"uid":"C2","id.orig_h":"192.0.2.2"}\n', 1),
+    ("authlog", "Jan  0 10:00:01 h sshd[1]: Accepted password for u from 192.0.2.1 port 1 ssh2\n"
+                "Jan  1 10:00:01 h sshd[2]: Accepted password for u from 192.0.2.2 port 2 ssh2\n", 1),
+    ("nsgflow", _NSG.format(bad="99999999999999999"), None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "body", "lineno"), BAD_DATES, ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(BAD_DATES)])
+def test_a_time_that_cannot_be_a_date_costs_only_its_line(
+    tmp_path: Path, kind: str, body: str, lineno: int | None
+) -> None:
+    path = tmp_path / "input.log"
+    path.write_text(body)
+    result = read_logs([path], type=kind, year=2026)  # type: ignore[arg-type]
+    records, rejects = pl.collect_all([result.records, result.rejects])
+    assert records["src_ip"].to_list() == ["192.0.2.2"]
+    assert rejects.height == 1
+    if lineno is not None:
+        assert rejects["lineno"].to_list() == [lineno]
