@@ -54,6 +54,7 @@ EgressClass = Literal[
     "private",
     "forced_tunnel",
     "none",
+    "local",
     "external",
     "unknown",
 ]
