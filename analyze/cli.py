@@ -281,30 +281,70 @@ def _when(text: str | None, option: str) -> Any:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None) -> None:
+def _is_folder(out: str | None) -> bool:
+    import os
     from pathlib import Path
 
-    from analyze.report import render
+    return bool(out) and out != "-" and (out.endswith(("/", os.sep)) or Path(out).is_dir())  # type: ignore[arg-type]
+
+
+class _Progress:
+    """Progress of long work on stderr through rich: only on a terminal, never with -q."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._status: Any = None
+        if quiet or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            self._status = console.status("egresslens: starting", spinner="dots")
+
+    def __enter__(self) -> _Progress:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(f"egresslens: {text}")
+
+
+def _emit_analysis(
+    result: Any, fmt: str | None, out: str | None, fail_on: str | None, *, full: bool = False,
+    quiet: bool = False, progress: Any = None,
+) -> None:  # fmt: skip
+    from pathlib import Path
+
+    from analyze.report import render, verdict, write_folder
     from capture.output import atomic_write_bytes
 
     for message in result.notes:
         click.echo(f"egresslens: note: {message}", err=True)
-    resolved = fmt or (Path(out).suffix.lstrip(".") if out and out != "-" else "table")
-    if resolved not in ("table", "json", "csv", "parquet", "html"):
-        resolved = "table"
-    data = render(result, resolved)
-    if out and out != "-":
-        atomic_write_bytes(Path(out), data)
+    if _is_folder(out):
+        if fmt not in (None, "html"):
+            raise click.UsageError(f"-o {out}: a report folder holds Parquet and JSON; --format {fmt} goes to a file")
+        write_folder(result, Path(out), html=fmt == "html", progress=progress)  # type: ignore[arg-type]
     else:
-        stream = sys.stdout.buffer
-        stream.write(data)
-        stream.flush()
-    click.echo(
-        f"egresslens: {result.connections.height:,} connections from "
-        f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
-        + (f" -> {out}" if out and out != "-" else ""),
-        err=True,
-    )
+        resolved = fmt or (Path(out).suffix.lstrip(".") if out and out != "-" else "table")
+        if resolved not in ("table", "json", "csv", "parquet", "html"):
+            resolved = "table"
+        if progress is not None:
+            progress(f"writing the {resolved} report")
+        data = render(result, resolved, full=full)  # type: ignore[arg-type]
+        if out and out != "-":
+            atomic_write_bytes(Path(out), data)
+        else:
+            stream = sys.stdout.buffer
+            stream.write(data)
+            stream.flush()
+    if not quiet:
+        click.echo(f"egresslens: {verdict(result)}" + (f" -> {out}" if out and out != "-" else ""), err=True)
     for message in result.errors:
         click.echo(f"Error: {message}", err=True)
     if result.errors:
@@ -332,6 +372,10 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 @output_option
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity (for scripts).")
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+              help="Source addresses listed per incident (all are counted and in the addresses table).")
+@click.option("--all", "full", is_flag=True, help="Terminal view: every incident, address and connection.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no verdict line on stderr.")
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -340,11 +384,12 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 def analyze_cmd(
     evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
     from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
-    src: str | None, fmt: str | None, out: str | None, fail_on: str | None,
-    observer: str | None, year: int | None, tz: str,
+    src: str | None, fmt: str | None, out: str | None, fail_on: str | None, top: int, full: bool,
+    quiet: bool, observer: str | None, year: int | None, tz: str,
 ) -> None:
     """Classify every inbound connection's source address, check it against the inventory's
-    predictions and the allowlist, and report findings with their fixes."""
+    predictions and the allowlist, and report incidents with their fixes (-o DIR/: a
+    report folder)."""
     from analyze.pipeline import run
 
     attributions = {}
@@ -353,21 +398,24 @@ def analyze_cmd(
         if not sep or not name or not path:
             raise click.BadParameter(f"use VM=PATH, not {item!r}", param_hint="--from")
         attributions[path] = name
-    result = run(
-        evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
-        until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
-        observer=observer, year=year, tz=tz,
-    )  # fmt: skip
-    _emit_analysis(result, fmt, out, fail_on)
+    with _Progress(quiet) as progress:
+        result = run(
+            evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
+            until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
+            observer=observer, year=year, tz=tz, top=top, progress=progress,
+        )  # fmt: skip
+        _emit_analysis(result, fmt, out, fail_on, full=full, quiet=quiet, progress=progress)
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
               default=None, help="Report format (default: table).")
 @output_option
+@click.option("--all", "full", is_flag=True, help="Terminal view: every incident, address and connection.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no verdict line on stderr.")
 @force_option
 @fail_cleanly
-def demo(fmt: str | None, out: str | None) -> None:
+def demo(fmt: str | None, out: str | None, full: bool, quiet: bool) -> None:
     """Analyze the bundled sample in pcaps/demo/: the article's load balancer story."""
     from pathlib import Path
 
@@ -383,8 +431,9 @@ def demo(fmt: str | None, out: str | None) -> None:
         "egresslens demo: evidence from destination host webapp-vm; inventory: the article's "
         "Basic load balancer mylb (pool, no rules) and lbvm; allowlist web-app", err=True,
     )  # fmt: skip
-    result = run(evidence, inventory, allowlist="web-app")
-    _emit_analysis(result, fmt, out, None)
+    with _Progress(quiet) as progress:
+        result = run(evidence, inventory, allowlist="web-app", progress=progress)
+        _emit_analysis(result, fmt, out, None, full=full, quiet=quiet, progress=progress)
 
 
 @cli.command()

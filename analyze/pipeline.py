@@ -8,30 +8,37 @@ connection, classify every source address, and find what is wrong.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from analyze.classify import classify
+from analyze.classify import AddressIndex, address_table, classify, own_addresses, parse_addresses
 from analyze.correlate import correlate
 from analyze.evidence import EvidenceFile, load_evidence
-from analyze.findings import Finding, find
+from analyze.findings import TOP_N, Finding, incidents
 from analyze.inventory import Allowlist, Inventory, load, load_allowlist
 from analyze.predict import Prediction, predict
 from capture.errors import UsageError
+
+
+Progress = Callable[[str], None]
+"""Told what long work is under way (``reading 1,234 MB of evidence``); the CLI shows it."""
 
 
 @dataclass(slots=True)
 class Analysis:
     """What ``analyze`` found, ready for a report."""
 
-    connections: pl.DataFrame
-    """Classified connection rows (the record columns plus class, via, resource, ...)."""
+    rows: pl.LazyFrame
+    """The plan of the classified connection rows (the record columns plus class, via,
+    resource, ..., ``allowed`` and ``findings``): streamed by the report folder."""
     addresses: pl.DataFrame
-    """One row per source address: class, resource, first/last seen, counts, users."""
+    """One row per source address (and class): class, resource, allowlist verdict,
+    first/last seen, counts, users."""
     findings: list[Finding]
+    """Incidents, worst first, ids ``F1``..."""
     evidence: list[EvidenceFile]
     predictions: list[Prediction]
     inventory: Inventory
@@ -40,6 +47,18 @@ class Analysis:
     """Logs' clock minus the capture's, estimated from matched pairs (None: no pairs)."""
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    top: int = TOP_N
+    """Source addresses listed per incident (``--top``)."""
+    n_connections: int = 0
+    """Connections behind the report (after the filters)."""
+    _connections: pl.DataFrame | None = None
+
+    @property
+    def connections(self) -> pl.DataFrame:
+        """Every connection row, in memory, by time (computed once; the folder streams ``rows``)."""
+        if self._connections is None:
+            self._connections = self.rows.collect().sort("ts", "src_ip", "conn_id", nulls_last=True)
+        return self._connections
 
 
 def resolve_allowlist(inv: Inventory, spec: str | None) -> Allowlist | None:
@@ -60,56 +79,6 @@ def resolve_allowlist(inv: Inventory, spec: str | None) -> Allowlist | None:
     raise UsageError(f"--allowlist {spec!r}: no allowlist of that name ({names}) and no such file")
 
 
-def summarize_addresses(connections: pl.DataFrame) -> pl.DataFrame:
-    """Per source address: its classification and what came from it."""
-    if connections.height == 0:
-        return pl.DataFrame(schema={"src_ip": pl.String, "class": pl.String, "connections": pl.UInt32})
-    c = pl.col
-    return (
-        connections.group_by("src_ip")
-        .agg(
-            c("class").first(),
-            c("via").first(),
-            c("resource").first(),
-            c("candidate_vms").first(),
-            c("service_tag").first(),
-            c("confidence").first(),
-            c("allowed").first(),
-            c("ts").min().alias("first_seen"),
-            c("ts").max().alias("last_seen"),
-            pl.len().alias("connections"),
-            c("service").cast(pl.String).value_counts(sort=True).alias("by_service"),
-            c("state").cast(pl.String).value_counts(sort=True).alias("by_state"),
-            c("ssh_user").drop_nulls().unique().sort().alias("users"),
-            c("http_user_agent").drop_nulls().unique().sort().alias("user_agents"),
-        )
-        .with_columns(
-            by_service=c("by_service").list.eval(
-                pl.element().struct.field("service") + ":" + pl.element().struct.field("count").cast(pl.String)
-            ),
-            by_state=c("by_state").list.eval(
-                pl.element().struct.field("state") + ":" + pl.element().struct.field("count").cast(pl.String)
-            ),
-        )
-        .sort("first_seen", "src_ip")
-    )
-
-
-def _allowed(connections: pl.DataFrame, allowlist: Allowlist | None) -> pl.DataFrame:
-    """``allowed`` per row: True / False by the allowlist, null without one."""
-    if allowlist is None or connections.height == 0:
-        return connections.with_columns(allowed=pl.lit(None, dtype=pl.Boolean))
-    verdict = {}
-    for ip, tag in connections.select("src_ip", "service_tag").unique().iter_rows():
-        verdict[(ip, tag)] = allowlist.allows(ip, frozenset([tag]) if tag else None)
-    keys = pl.DataFrame(
-        [(ip, tag, v) for (ip, tag), v in verdict.items()],
-        schema={"src_ip": pl.String, "service_tag": pl.String, "allowed": pl.Boolean},
-        orient="row",
-    )
-    return connections.join(keys, on=["src_ip", "service_tag"], how="left", nulls_equal=True, maintain_order="left")
-
-
 def run(
     evidence: Sequence[str],
     inventory: Sequence[str],
@@ -123,6 +92,8 @@ def run(
     observer: str | None = None,
     year: int | None = None,
     tz: str = "UTC",
+    top: int = TOP_N,
+    progress: Progress | None = None,
 ) -> Analysis:
     """Analyze ``evidence`` against ``inventory``.
 
@@ -135,69 +106,134 @@ def run(
         src: keep connections from this source address or CIDR.
         from_vm: evidence path -> the VM it is known to come from (``--from VM``).
         observer, year, tz: as for ``logs read``.
+        top: source addresses listed per incident (``--top``).
+        progress: told what is under way (the CLI shows it on a terminal).
 
     Raises:
         InputError, InventoryError, UsageError: bad input, one line naming where.
     """
+    say = progress or (lambda _text: None)
+    say("loading the inventory")
     inv = load(inventory)
     predictions = predict(inv)
     allow = resolve_allowlist(inv, allowlist)
+    say("reading the evidence")
     ev = load_evidence(evidence, observer=observer, year=year, tz=tz)
+    say(f"read {sum(f.size for f in ev.files) / 1e6:,.1f} MB of evidence: {ev.records.height:,} records; correlating")
     merged = correlate(ev.records)
-    rows = classify(merged.records, inv, predictions).collect()
-    rows = _allowed(rows, allow)
+    return analyze_records(
+        merged.records, inv, predictions, allowlist=allow, since=since, until=until, vm=vm, src=src,
+        attributions=_attributions(from_vm or {}, ev.files), top=top, evidence=ev.files,
+        notes=list(inv.warnings) + ev.notes, errors=ev.errors, clock_offset=merged.clock_offset,
+        progress=progress,
+    )  # fmt: skip
+
+
+def analyze_records(
+    records: pl.LazyFrame | pl.DataFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    *,
+    allowlist: Allowlist | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    vm: str | None = None,
+    src: str | None = None,
+    attributions: Mapping[str, str] | None = None,
+    top: int = TOP_N,
+    index: AddressIndex | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    notes: Sequence[str] = (),
+    errors: Sequence[str] = (),
+    clock_offset: dt.timedelta | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Everything after the evidence is read: filter, classify, roll up incidents.
+
+    ``records`` is scanned a few times (own addresses, distinct sources, the incidents'
+    group-bys); the per-connection rows stay a lazy plan (``Analysis.rows``) that the
+    report folder streams, so memory follows the distinct-address tables, not the number
+    of connections.
+
+    Args:
+        records: Connection records in ``capture.schema.SCHEMA`` (already correlated:
+            ``analyze.correlate.correlate``), lazy or in memory.
+        inv: The inventory; ``predictions`` its ``predict(inv)``.
+        allowlist: What the destination accepts (no ``allowlist_miss`` without one).
+        since, until: keep connections in ``[since, until)`` (pushed down to the records).
+        vm: keep connections whose candidate VMs include this one (after classifying).
+        src: keep connections from this address or CIDR (pushed down to the records).
+        attributions: evidence file (as in ``origin``) -> the VM it comes from (``--from``).
+        top: source addresses listed per incident.
+        index: a prebuilt ``AddressIndex`` for ``inv`` and ``predictions``.
+        evidence, notes, errors, clock_offset: carried into the ``Analysis``.
+        progress: told what is under way.
+
+    Raises:
+        UsageError: ``src`` is not an address or CIDR.
+    """
+    say = progress or (lambda _text: None)
+    lf = records.lazy()
     if since is not None:
-        rows = rows.filter(pl.col("ts") >= since)
+        lf = lf.filter(pl.col("ts") >= since)
     if until is not None:
-        rows = rows.filter(pl.col("ts") < until)
+        lf = lf.filter(pl.col("ts") < until)
     if src is not None:
-        rows = rows.filter(_in_network(src))
+        lf = _src_filter(lf, src)
+    index = index or AddressIndex.build(inv, predictions)
+    own = own_addresses(lf).collect()
+    distinct = lf.select(pl.col("src_ip").fill_null("").alias("ip")).unique()
+    addresses = address_table(distinct, index, allowlist).collect()
+    say(f"classified {addresses.height:,} distinct source addresses; rolling up incidents")
+    classified = classify(lf, inv, predictions, index=index, addresses=addresses, own=own)
     if vm is not None:
-        rows = rows.filter(pl.col("candidate_vms").list.contains(vm))
-    rows = rows.sort("ts", "src_ip", maintain_order=True)
-    attributions = _attributions(from_vm or {}, ev.files)
-    findings = find(rows, inv, predictions, allowlist=allow, attributions=attributions)
-    notes = list(inv.warnings) + ev.notes
+        classified = classified.filter(pl.col("candidate_vms").list.contains(pl.lit(vm)))
+    found = incidents(classified, inv, predictions, allowlist=allowlist, attributions=attributions,
+                      index=index, top=top, address_info=addresses)  # fmt: skip
+    n = int(found.addresses.get_column("connections").sum() or 0)
+    say(f"{n:,} connections, {found.addresses.height:,} addresses, {len(found.findings)} incidents")
     return Analysis(
-        connections=rows,
-        addresses=summarize_addresses(rows),
-        findings=findings,
-        evidence=ev.files,
-        predictions=predictions,
+        rows=found.tag(classified),
+        addresses=found.addresses,
+        findings=found.findings,
+        evidence=list(evidence),
+        predictions=list(predictions),
         inventory=inv,
-        allowlist=allow,
-        clock_offset=merged.clock_offset,
-        notes=notes,
-        errors=ev.errors,
+        allowlist=allowlist,
+        clock_offset=clock_offset,
+        notes=list(notes),
+        errors=list(errors),
+        top=top,
+        n_connections=n,
     )
 
 
-def _in_network(spec: str) -> pl.Expr:
+def _src_filter(lf: pl.LazyFrame, spec: str) -> pl.LazyFrame:
+    """Rows whose ``src_ip`` is ``spec`` (an address, or inside a CIDR), on parsed integer keys.
+
+    Raises:
+        UsageError: ``spec`` is not an address or CIDR.
+    """
     import ipaddress
 
     try:
         net = ipaddress.ip_network(spec, strict=False)
     except ValueError:
         raise UsageError(f"--src {spec!r}: not an address or CIDR") from None
-    if net.num_addresses == 1:
-        return pl.col("src_ip") == str(net.network_address)
-    members = pl.col("src_ip").map_batches(
-        # A CIDR test per distinct address; ipaddress is the reference for containment.
-        lambda s: pl.Series([_contains(net, ip) for ip in s.to_list()], dtype=pl.Boolean),
-        return_dtype=pl.Boolean,
-    )
-    return members
-
-
-def _contains(net: object, ip: str | None) -> bool:
-    import ipaddress
-
-    if ip is None:
-        return False
-    try:
-        return ipaddress.ip_address(ip) in net  # type: ignore[operator]
-    except ValueError:
-        return False
+    first, last = int(net.network_address), int(net.broadcast_address)
+    c = pl.col
+    if net.version == 4:
+        inside = (c("ip_version") == 4) & c("k4").is_between(first, last)
+    else:
+        s_hi, s_lo, e_hi, e_lo = first >> 64, first & (2**64 - 1), last >> 64, last & (2**64 - 1)
+        hi, lo = c("hi"), c("lo")
+        inside = (
+            (c("ip_version") == 6)
+            & ((hi > s_hi) | ((hi == s_hi) & (lo >= s_lo)))
+            & ((hi < e_hi) | ((hi == e_hi) & (lo <= e_lo)))
+        )
+    names = lf.collect_schema().names()
+    return parse_addresses(lf, "src_ip").filter(inside.fill_null(False)).select(names)
 
 
 def _attributions(from_vm: Mapping[str, str], files: Sequence[EvidenceFile]) -> dict[str, str]:
