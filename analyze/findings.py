@@ -46,7 +46,7 @@ from typing import Any, Final, Literal, get_args
 
 import polars as pl
 
-from analyze.classify import AddressIndex, address_table, parse_addresses
+from analyze.classify import CONFIDENCE, AddressIndex, address_table, parse_addresses
 from analyze.inventory.model import Allowlist, Inventory
 from analyze.predict import Prediction, default_snat_ports
 from capture.schema import SERVICE
@@ -340,43 +340,29 @@ def incidents(
     if attributions:
         lf = lf.with_columns(_attributed_vm(attributions).alias("_vm"))
     c = pl.col
-    summary_plan = (
-        lf.group_by("src_ip", "class")
-        .agg(
-            *(c(x).first() for x in ("via", "resource", "candidate_vms", "service_tag", "region", "confidence", "proxy")),
-            c("ts").min().alias("first_seen"),
-            c("ts").max().alias("last_seen"),
-            pl.len().cast(pl.UInt32).alias("connections"),
-            c("service").cast(pl.String).value_counts(sort=True).alias("by_service"),
-            c("state").cast(pl.String).value_counts(sort=True).alias("by_state"),
-            c("ssh_user").drop_nulls().unique().sort().alias("users"),
-            c("http_user_agent").drop_nulls().unique().sort().alias("user_agents"),
-            c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
-        )
+    # Per address: numbers from the rows (no list column is aggregated: `first()` of a list
+    # and `value_counts` in a group-by are slow), classification joined afterwards.
+    summary_plan = lf.group_by("src_ip", "class").agg(
+        c("ts").min().alias("first_seen"),
+        c("ts").max().alias("last_seen"),
+        pl.len().cast(pl.UInt32).alias("connections"),
+        c("ssh_user").drop_nulls().unique().sort().alias("users"),
+        c("http_user_agent").drop_nulls().unique().sort().alias("user_agents"),
+        c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
     )
+    counts_plans = [
+        lf.group_by("src_ip", "class", name).agg(pl.len().alias("n"), c("ts").min().alias("t"))
+        for name in ("service", "state")
+    ]
     failed_rows = lf.filter(c("ssh_auth").is_in(FAILED) & c("src_ip").is_not_null() & (c("class") != "local"))
-    failed_plan = (
-        failed_rows.select("src_ip", "ts").sort("src_ip", "ts")
-        .rolling("ts", period=f"{int(GUESS_WINDOW.total_seconds())}s", group_by="src_ip")
-        .agg(pl.len().alias("n"))
-        .group_by("src_ip").agg(c("n").max().cast(pl.UInt32).alias("peak"))
-        .join(
-            failed_rows.group_by("src_ip", "service").agg(
-                pl.len().cast(pl.UInt32).alias("n"), c("ts").min().alias("first"), c("ts").max().alias("last"),
-                c("ssh_user").drop_nulls().unique().sort().head(11).alias("users"),
-                c("ssh_auth").cast(pl.String).unique().sort().alias("outcomes"),
-                c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
-            ),
-            on="src_ip",
-        )
-    )  # fmt: skip
+    failed_plans = _auth_plans(failed_rows)
     who_plan = (
         lf.filter(c("_who").is_not_null())
         .group_by("_who", "src_ip")
         .agg(c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
              c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
     )
-    plans = [summary_plan, failed_plan, who_plan]
+    plans = [summary_plan, who_plan, *counts_plans, *failed_plans]
     if attributions:
         plans.append(
             lf.filter(c("_vm").is_not_null())
@@ -385,28 +371,42 @@ def incidents(
                  c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
                  c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
         )
-    summary, failed, who, *rest = pl.collect_all(plans)
+    summary, who, by_service, by_state, *rest = pl.collect_all(plans)
+    failed = rest[: len(failed_plans)]
+    rest = rest[len(failed_plans):]
     summary = summary.with_columns(
-        c("_evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False)).list.drop_nulls().list.head(_MAX_EVIDENCE),
-        by_service=c("by_service").list.eval(
-            pl.element().struct.field("service").fill_null("-") + ":" + pl.element().struct.field("count").cast(pl.String)
-        ),
-        by_state=c("by_state").list.eval(
-            pl.element().struct.field("state").fill_null("-") + ":" + pl.element().struct.field("count").cast(pl.String)
-        ),
+        c("_evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
+        .list.drop_nulls().list.head(_MAX_EVIDENCE),
     )
+    for name, counts in (("service", by_service), ("state", by_state)):
+        listed = (
+            counts.sort(["n", "t"], descending=[True, False])
+            .group_by("src_ip", "class", maintain_order=True)
+            .agg((c(name).cast(pl.String).fill_null("-") + ":" + c("n").cast(pl.String)).alias(f"by_{name}"))
+        )
+        summary = summary.join(listed, on=["src_ip", "class"], how="left", nulls_equal=True)
     if address_info is None:
         ips = summary.lazy().select(c("src_ip").fill_null("").alias("ip")).unique()
         address_info = address_table(ips, index, allowlist).collect()
     info = address_info.select(
-        c("ip").alias("src_ip"), "owner_vms", "service_tags", "allowed", "ip_version"
+        c("ip").alias("src_ip"), "via", "resource", "candidate_vms", "service_tag", "region", "confidence", "proxy",
+        "owner_vms", "service_tags", "allowed", "ip_version",
     ).unique("src_ip")
+    local = c("class") == "local"
     summary = (
         summary.with_columns(c("src_ip").fill_null(""))
         .join(info, on="src_ip", how="left")
-        .with_columns(c("src_ip").replace("", None))
+        .with_columns(
+            c("src_ip").replace("", None),
+            *(pl.when(~local).then(c(x)).alias(x) for x in ("via", "resource", "proxy")),
+            *(pl.when(local).then(pl.lit([], pl.List(pl.String()))).otherwise(c(x)).alias(x)
+              for x in ("candidate_vms", "owner_vms")),
+            pl.when(local).then(pl.lit("strong", CONFIDENCE)).otherwise(c("confidence")).alias("confidence"),
+        )
+        .select("src_ip", "class", "via", "resource", "candidate_vms", "service_tag", "region", "confidence",
+                "proxy", *SUMMARY_COLUMNS.names(), "owner_vms", "service_tags", "allowed", "ip_version", "_evidence")
         .sort("first_seen", "src_ip", nulls_last=True)
-    )
+    )  # fmt: skip
     out: list[dict[str, Any]] = []
     members: list[tuple[tuple[str, ...], pl.DataFrame, pl.Expr | None]] = []
     address_keys: list[pl.DataFrame] = []
@@ -430,7 +430,7 @@ def incidents(
     rows, snat_members = _snat_pressure(lf, predictions, preds, top)
     out += rows
     members += snat_members
-    rows, m = _auth_failures(failed, summary, top)
+    rows, m = _auth_failures(*failed, top=top)
     out += rows
     members.append((("src_ip", "service"), m, c("ssh_auth").is_in(FAILED) & (c("class") != "local")))
     findings, ids = _ordered(out)
@@ -892,25 +892,67 @@ def _snat_pressure(
 # --- auth_failures -----------------------------------------------------------------------------
 
 
-def _auth_failures(failed: pl.DataFrame, summary: pl.DataFrame, top: int) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+def _auth_plans(failed: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """The group-bys behind ``auth_failures``: per incident, per address in it, and the guessers.
+
+    Guessing is ``GUESS_FAILURES`` failures within ``GUESS_WINDOW`` from one address, i.e.
+    (times sorted) some failure whose ``GUESS_FAILURES - 1``-th successor is less than the
+    window later: one shift, no rolling window, and only for addresses with that many
+    failures.  The peak count (for the message) is then computed for the guessers alone.
+    """
     c = pl.col
-    empty = pl.DataFrame(schema={"src_ip": pl.String(), "service": SERVICE, "_key": pl.String()})
-    if failed.height == 0:
-        return [], empty
-    vms = summary.filter(c("class") != "local").select("src_ip", "candidate_vms", "class", "resource", "service_tag")
-    rows = failed.join(vms.unique("src_ip"), on="src_ip", how="left").with_columns(
-        _key(pl.lit("auth"), "service", _joined("candidate_vms")).alias("_key")
-    )
-    minutes = int(GUESS_WINDOW.total_seconds() // 60)
-    rolled = _rollup(rows, top, n="n", first="first", last="last", extra=[
+    keyed = failed.with_columns(_key(pl.lit("auth"), "service", _joined("candidate_vms")).alias("_key"))
+    per_key = keyed.group_by("_key").agg(
+        pl.len().cast(pl.UInt32).alias("count"), c("ts").min().alias("first_ts"), c("ts").max().alias("last_ts"),
+        c("src_ip").n_unique().cast(pl.UInt32).alias("address_count"),
         c("service").first().cast(pl.String).alias("_service"),
         c("candidate_vms").first().list.sort().alias("vms"),
-        c("users").list.explode(keep_nulls=False, empty_as_null=False).drop_nulls().unique().sort().head(11).alias("users"),
-        c("outcomes").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().alias("outcomes"),
-        c("peak").max().alias("peak"),
-        (c("peak") >= GUESS_FAILURES).sum().alias("guessers"),
-        c("class").unique().sort().alias("_classes"), c("resource").first(), c("service_tag").unique().alias("_tags"),
-    ])  # fmt: skip
+        c("ssh_user").drop_nulls().unique().sort().head(11).alias("users"),
+        c("ssh_auth").cast(pl.String).unique().sort().alias("outcomes"),
+        c("class").cast(pl.String).unique().sort().alias("_classes"), c("resource").first(),
+        c("service_tag").unique().alias("_tags"),
+        c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("evidence"),
+    )
+    per_address = keyed.group_by("_key", "src_ip", "service").agg(pl.len().cast(pl.UInt32).alias("n"))
+    window = pl.lit(GUESS_WINDOW, pl.Duration("us"))
+    times = (
+        failed.select("src_ip", "ts")
+        .filter(pl.len().over("src_ip") >= GUESS_FAILURES)
+        .sort("src_ip", "ts")
+    )
+    guessers = (
+        times.with_columns(((c("ts").shift(-(GUESS_FAILURES - 1)).over("src_ip") - c("ts")) < window).alias("g"))
+        .group_by("src_ip").agg(c("g").any())
+        .filter(c("g")).select("src_ip")
+    )
+    peaks = (
+        times.join(guessers, on="src_ip", how="semi")
+        .rolling("ts", period=f"{int(GUESS_WINDOW.total_seconds())}s", group_by="src_ip")
+        .agg(pl.len().alias("peak"))
+        .group_by("src_ip").agg(c("peak").max().cast(pl.UInt32))
+    )  # fmt: skip
+    return [per_key, per_address, peaks]
+
+
+def _auth_failures(
+    per_key: pl.DataFrame, per_address: pl.DataFrame, peaks: pl.DataFrame, *, top: int
+) -> tuple[list[dict[str, Any]], pl.DataFrame]:
+    c = pl.col
+    empty = pl.DataFrame(schema={"src_ip": pl.String(), "service": SERVICE, "_key": pl.String()})
+    if per_key.height == 0:
+        return [], empty
+    members = per_address.join(peaks, on="src_ip", how="left")
+    tops = (
+        members.group_by("_key").agg(
+            c("src_ip").sort_by([c("n"), c("src_ip")], descending=[True, False]).head(top).alias("src_ips"),
+            c("peak").max().fill_null(0).alias("peak"), c("peak").is_not_null().sum().alias("guessers"),
+        )
+    )  # fmt: skip
+    rolled = per_key.join(tops, on="_key").with_columns(
+        c("evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
+        .list.drop_nulls().list.head(_MAX_EVIDENCE)
+    ).sort("_key")
+    minutes = int(GUESS_WINDOW.total_seconds() // 60)
     out = []
     for row in rolled.iter_rows(named=True):
         vm_list = tuple(row["vms"] or ())
@@ -939,7 +981,7 @@ def _auth_failures(failed: pl.DataFrame, summary: pl.DataFrame, top: int) -> tup
         )
         out.append(row | {"kind": "auth_failures", "severity": severity, "vms": vm_list, "message": message,
                           "fixes": fixes, "services": [row["_service"]] if row["_service"] else []})  # fmt: skip
-    return out, rows.select("src_ip", "service", "_key").unique()
+    return out, per_address.select("src_ip", "service", "_key")
 
 
 __all__ = [
