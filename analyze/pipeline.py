@@ -16,7 +16,7 @@ import polars as pl
 
 from analyze.classify import AddressIndex, address_table, classify, own_addresses, parse_addresses
 from analyze.correlate import correlate
-from analyze.evidence import EvidenceFile, load_evidence
+from analyze.evidence import Evidence, EvidenceFile, load_evidence
 from analyze.findings import TOP_N, Finding, incidents
 from analyze.inventory import Allowlist, Inventory, load, load_allowlist
 from analyze.predict import Prediction, predict
@@ -118,8 +118,9 @@ def run(
     predictions = predict(inv)
     allow = resolve_allowlist(inv, allowlist)
     say("reading the evidence")
-    ev = load_evidence(evidence, observer=observer, year=year, tz=tz)
-    say(f"read {sum(f.size for f in ev.files) / 1e6:,.1f} MB of evidence: {ev.records.height:,} records; correlating")
+    ev = _scan_records(evidence) or load_evidence(evidence, observer=observer, year=year, tz=tz)
+    size = sum(f.size for f in ev.files)
+    say(f"read {size / 1e6:,.1f} MB of evidence: {sum(f.records for f in ev.files):,} records; correlating")
     merged = correlate(ev.records)
     return analyze_records(
         merged.records, inv, predictions, allowlist=allow, since=since, until=until, vm=vm, src=src,
@@ -234,6 +235,61 @@ def _src_filter(lf: pl.LazyFrame, spec: str) -> pl.LazyFrame:
         )
     names = lf.collect_schema().names()
     return parse_addresses(lf, "src_ip").filter(inside.fill_null(False)).select(names)
+
+
+def _scan_records(paths: Sequence[str]) -> Evidence | None:
+    """Evidence that is only records files (``*.parquet``), as one lazy scan; else None.
+
+    Nothing is read into memory: each file's count and time range come from a scan, and
+    the rows stay a plan that every later step streams.  A whole records folder keeps the
+    latest row of each ``conn_id`` (a live capture re-writes long connections), as
+    ``load_evidence`` does; files named one by one are taken as they are.
+
+    Raises:
+        InputError: a file that is not in the record schema.
+    """
+    from analyze.evidence import expand, sha256_of
+    from capture.errors import InputError
+    from capture.schema import SCHEMA
+
+    files = expand(paths)
+    if not files or any(p.suffix != ".parquet" for p in files):
+        return None
+    out = Evidence(records=SCHEMA.to_frame())
+    scans = []
+    for seq, path in enumerate(files):
+        try:
+            names = pl.scan_parquet(path).collect_schema().names()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
+        missing = [c for c in SCHEMA.names() if c not in names]
+        if missing:
+            raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
+        scan = pl.scan_parquet(path).select(SCHEMA.names()).cast(dict(SCHEMA))
+        n, first, last = scan.select(pl.len(), pl.col("ts").min().alias("_first"), pl.col("ts").max().alias("_last")).collect().row(0)
+        out.files.append(EvidenceFile(
+            path=str(path), kind="records", log_type=None, sha256=sha256_of(path), size=path.stat().st_size,
+            first_ts=first, last_ts=last, records=n, skipped=0, rejects=0,
+        ))  # fmt: skip
+        scans.append((path, seq, scan))
+    whole = {
+        p.parent for p, _, _ in scans
+        if len([q for q in p.parent.glob("*.parquet") if not q.name.startswith(".")])
+        == len([q for q, _, _ in scans if q.parent == p.parent])
+    }  # fmt: skip
+    plain = [scan for p, _, scan in scans if p.parent not in whole]
+    for folder in sorted(whole):
+        tagged = pl.concat([
+            scan.with_columns(pl.lit(seq, pl.UInt64).alias("_seq"), pl.int_range(pl.len(), dtype=pl.UInt64).alias("_row"))
+            for p, seq, scan in sorted(scans, key=lambda t: t[0].name) if p.parent == folder
+        ])  # fmt: skip
+        order = pl.col("_seq") * (1 << 40) + pl.col("_row")
+        latest = tagged.filter(pl.col("conn_id").is_not_null()).group_by("conn_id").agg(order.max().alias("_k"))
+        kept = tagged.with_columns(order.alias("_k")).join(latest, on=["conn_id", "_k"], how="semi")
+        plain.append(pl.concat([tagged.filter(pl.col("conn_id").is_null()).select(SCHEMA.names()),
+                                kept.select(SCHEMA.names())]))
+    out.records = pl.concat(plain, how="vertical")  # type: ignore[assignment]
+    return out
 
 
 def _attributions(from_vm: Mapping[str, str], files: Sequence[EvidenceFile]) -> dict[str, str]:

@@ -137,3 +137,23 @@ def test_src_filter_takes_ipv6_and_cidrs(tmp_path: Path) -> None:
     assert kept("10.1.0.0/16") == ["10.1.2.3"]
     assert kept("10.2.0.1") == ["10.2.0.1"]
     assert _src_filter(lf, "10.0.0.0/8").collect_schema().names() == ["src_ip"]
+
+
+def test_a_records_folder_is_scanned_lazily_keeping_each_connection_s_latest_row(tmp_path: Path) -> None:
+    from tests.analyze.records_factory import frame, make_conn
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    open_row = make_conn(conn_id="Clong", src_ip=SNAT, state="open", ts=0)
+    frame(open_row, make_conn(conn_id=None, src_ip=LBVM_IP, ts=1)).write_parquet(folder / "records-1.parquet")
+    frame(open_row | {"state": "closed"}, make_conn(conn_id=None, src_ip=LBVM_IP, ts=2)).write_parquet(
+        folder / "records-2.parquet")
+    whole = run([str(folder)], INVENTORY, allowlist="web-app")
+    assert isinstance(whole.rows, pl.LazyFrame) and [e.kind for e in whole.evidence] == ["records", "records"]
+    got = whole.connections.select("src_ip", pl.col("state").cast(pl.String)).sort("src_ip", "state").rows()
+    assert got == [(LBVM_IP, "closed"), (LBVM_IP, "closed"), (SNAT, "closed")]  # one row of Clong: the latest
+    one = run([str(folder / "records-1.parquet")], INVENTORY)  # a file named alone is taken as it is
+    assert one.connections.select(pl.col("state").cast(pl.String)).sort("state")["state"].to_list() == ["closed", "open"]
+    (folder / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(Exception, match="bad.parquet"):
+        run([str(folder)], INVENTORY)
