@@ -340,29 +340,26 @@ def incidents(
     if attributions:
         lf = lf.with_columns(_attributed_vm(attributions).alias("_vm"))
     c = pl.col
-    # Per address: numbers from the rows (no list column is aggregated: `first()` of a list
-    # and `value_counts` in a group-by are slow), classification joined afterwards.
-    summary_plan = lf.group_by("src_ip", "class").agg(
+    # Per address, service and state: numbers from the rows in one pass (no list column is
+    # aggregated: `first()` of a list and `value_counts` in a group-by are slow); rolled up
+    # per address in memory, classification joined afterwards.
+    fine_plan = lf.group_by("src_ip", "class", "service", "state").agg(
         c("ts").min().alias("first_seen"),
         c("ts").max().alias("last_seen"),
         pl.len().cast(pl.UInt32).alias("connections"),
-        c("ssh_user").drop_nulls().unique().sort().alias("users"),
-        c("http_user_agent").drop_nulls().unique().sort().alias("user_agents"),
+        c("ssh_user").drop_nulls().unique().alias("users"),
+        c("http_user_agent").drop_nulls().unique().alias("user_agents"),
         c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
+        c("ssh_auth").is_in(FAILED).sum().alias("_failed"),
     )
-    counts_plans = [
-        lf.group_by("src_ip", "class", name).agg(pl.len().alias("n"), c("ts").min().alias("t"))
-        for name in ("service", "state")
-    ]
-    failed_rows = lf.filter(c("ssh_auth").is_in(FAILED) & c("src_ip").is_not_null() & (c("class") != "local"))
-    failed_plans = _auth_plans(failed_rows)
     who_plan = (
         lf.filter(c("_who").is_not_null())
         .group_by("_who", "src_ip")
         .agg(c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
              c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
     )
-    plans = [summary_plan, who_plan, *counts_plans, *failed_plans]
+    # without --from and without a single default SNAT VM nobody's default SNAT address is known
+    plans = [fine_plan, who_plan if attributions or only is not None else who_plan.head(0)]
     if attributions:
         plans.append(
             lf.filter(c("_vm").is_not_null())
@@ -371,16 +368,24 @@ def incidents(
                  c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
                  c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
         )
-    summary, who, by_service, by_state, *rest = pl.collect_all(plans)
-    failed = rest[: len(failed_plans)]
-    rest = rest[len(failed_plans):]
-    summary = summary.with_columns(
-        c("_evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
-        .list.drop_nulls().list.head(_MAX_EVIDENCE),
-    )
-    for name, counts in (("service", by_service), ("state", by_state)):
+    fine, who, *rest = pl.collect_all(plans)
+    failed_rows = lf.filter(c("ssh_auth").is_in(FAILED) & c("src_ip").is_not_null() & (c("class") != "local"))
+    if fine.get_column("_failed").sum():
+        failed = pl.collect_all(_auth_plans(failed_rows))
+    else:
+        failed = [pl.DataFrame(schema=q.collect_schema()) for q in _auth_plans(failed_rows)]
+    flat = pl.element().list.explode(keep_nulls=False, empty_as_null=False)
+    fine = fine.with_columns(c("_evidence").list.eval(flat))
+    summary = fine.group_by("src_ip", "class").agg(
+        c("first_seen").min(), c("last_seen").max(), c("connections").sum().cast(pl.UInt32),
+        c("users").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+        c("user_agents").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
+        c("_evidence").sort_by("first_seen").head(_MAX_EVIDENCE),
+    ).with_columns(c("_evidence").list.eval(flat).list.drop_nulls().list.head(_MAX_EVIDENCE))
+    for name in ("service", "state"):
         listed = (
-            counts.sort(["n", "t"], descending=[True, False])
+            fine.group_by("src_ip", "class", name).agg(c("connections").sum().alias("n"), c("first_seen").min().alias("t"))
+            .sort(["n", "t"], descending=[True, False])
             .group_by("src_ip", "class", maintain_order=True)
             .agg((c(name).cast(pl.String).fill_null("-") + ":" + c("n").cast(pl.String)).alias(f"by_{name}"))
         )
@@ -427,9 +432,10 @@ def incidents(
     rows, m = _ip_changes(who, preds, top)
     out += rows
     members.append((("_who", "src_ip"), m, None))
-    rows, snat_members = _snat_pressure(lf, predictions, preds, top)
-    out += rows
-    members += snat_members
+    if summary.filter(c("class").is_in(list(HOLD))).height:
+        rows, snat_members = _snat_pressure(lf, predictions, preds, top)
+        out += rows
+        members += snat_members
     rows, m = _auth_failures(*failed, top=top)
     out += rows
     members.append((("src_ip", "service"), m, c("ssh_auth").is_in(FAILED) & (c("class") != "local")))

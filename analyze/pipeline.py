@@ -1,8 +1,11 @@
-"""The main job: evidence + inventory -> classified connections, addresses, findings.
+"""The main job: evidence + inventory -> classified connections, addresses, incidents.
 
 ``run`` is what ``egresslens analyze`` and ``egresslens demo`` call: load the inventory and
 predict every VM's egress, read the evidence, merge what several sources say about one
-connection, classify every source address, and find what is wrong.
+connection, then ``analyze_records``: push the filters down, classify the distinct source
+addresses once, roll the findings up into incidents (a few group-bys) and keep the
+per-connection rows as one lazy plan (``Analysis.rows``) that the report folder streams.
+A store (``analyze --store``) calls ``analyze_records`` on its own records scan.
 """
 
 from __future__ import annotations

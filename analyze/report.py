@@ -1,4 +1,5 @@
-"""Reports of an analysis: terminal text, JSON, CSV, Parquet and a self-contained HTML page.
+"""Reports of an analysis: the verdict, terminal text, JSON, CSV, Parquet, the report folder
+(``write_folder``) and a self-contained HTML page.
 
 Everything shown comes from the input (user names, paths, user agents) and is treated as
 hostile: the terminal view escapes control characters, the HTML escapes every value, and
