@@ -910,7 +910,7 @@ def classify(
         observers = own_table.get_column("_obs").unique()
         if observers.len() == 1:
             # One observer (one host's evidence): a hash lookup, no join.
-            local = (pl.col("observer").fill_null("") == observers[0]) & key.is_in(own_table.get_column("_own"))
+            local = (pl.col("observer").fill_null("") == observers[0]) & key.is_in(own_table.get_column("_own").implode())
         else:
             out = out.join(
                 own_table.lazy().with_columns(pl.lit(True).alias("_local")),

@@ -349,14 +349,12 @@ def incidents(
         pl.len().cast(pl.UInt32).alias("connections"),
         c("ssh_user").drop_nulls().unique().alias("users"),
         c("http_user_agent").drop_nulls().unique().alias("user_agents"),
-        c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
         c("ssh_auth").is_in(FAILED).sum().alias("_failed"),
     )
     who_plan = (
         lf.filter(c("_who").is_not_null())
         .group_by("_who", "src_ip")
-        .agg(c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
-             c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
+        .agg(c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"))
     )
     # without --from and without a single default SNAT VM nobody's default SNAT address is known
     plans = [fine_plan, who_plan if attributions or only is not None else who_plan.head(0)]
@@ -365,8 +363,7 @@ def incidents(
             lf.filter(c("_vm").is_not_null())
             .group_by("_vm", "src_ip", "class")
             .agg(*(c(x).first() for x in ("via", "resource", "service_tag")),
-                 c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"),
-                 c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))  # fmt: skip
+                 c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"))
         )
     fine, who, *rest = pl.collect_all(plans)
     failed_rows = lf.filter(c("ssh_auth").is_in(FAILED) & c("src_ip").is_not_null() & (c("class") != "local"))
@@ -374,14 +371,11 @@ def incidents(
         failed = pl.collect_all(_auth_plans(failed_rows))
     else:
         failed = [pl.DataFrame(schema=q.collect_schema()) for q in _auth_plans(failed_rows)]
-    flat = pl.element().list.explode(keep_nulls=False, empty_as_null=False)
-    fine = fine.with_columns(c("_evidence").list.eval(flat))
     summary = fine.group_by("src_ip", "class").agg(
         c("first_seen").min(), c("last_seen").max(), c("connections").sum().cast(pl.UInt32),
         c("users").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
         c("user_agents").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
-        c("_evidence").sort_by("first_seen").head(_MAX_EVIDENCE),
-    ).with_columns(c("_evidence").list.eval(flat).list.drop_nulls().list.head(_MAX_EVIDENCE))
+    )
     for name in ("service", "state"):
         listed = (
             fine.group_by("src_ip", "class", name).agg(c("connections").sum().alias("n"), c("first_seen").min().alias("t"))
@@ -409,7 +403,7 @@ def incidents(
             pl.when(local).then(pl.lit("strong", CONFIDENCE)).otherwise(c("confidence")).alias("confidence"),
         )
         .select("src_ip", "class", "via", "resource", "candidate_vms", "service_tag", "region", "confidence",
-                "proxy", *SUMMARY_COLUMNS.names(), "owner_vms", "service_tags", "allowed", "ip_version", "_evidence")
+                "proxy", *SUMMARY_COLUMNS.names(), "owner_vms", "service_tags", "allowed", "ip_version")
         .sort("first_seen", "src_ip", nulls_last=True)
     )  # fmt: skip
     out: list[dict[str, Any]] = []
@@ -439,6 +433,7 @@ def incidents(
     rows, m = _auth_failures(*failed, top=top)
     out += rows
     members.append((("src_ip", "service"), m, c("ssh_auth").is_in(FAILED) & (c("class") != "local")))
+    _evidence(lf, out)
     findings, ids = _ordered(out)
     # Address-level incidents: each address's set of ids as one small integer key, so the
     # join over every row carries no list; the sets' lists are joined from a tiny table.
@@ -456,9 +451,37 @@ def incidents(
         if "_key" in table.columns:
             table = table.join(ids.select("_key", "_fid"), on="_key").drop("_key").unique(list(on))
         resolved.append((on, table, when))
-    addresses = summary.drop("_evidence")
+    addresses = summary
     return Incidents(findings=findings, addresses=addresses, members=resolved, address_sets=sets,
                      set_ids=combos, attributions=attributions, only_default_vm=only)  # fmt: skip
+
+
+def _evidence(lf: pl.LazyFrame, incidents: list[dict[str, Any]], per_incident: int = 3) -> None:
+    """Set each incident's ``evidence``: the origins of its earliest connections, from its
+    first ``per_incident`` top addresses.  One pass reading only the rows of those few
+    addresses (a filter on a short address list, before any join), never a per-row list
+    aggregation over all the evidence."""
+    wanted = sorted({ip for r in incidents for ip in list(r["src_ips"])[:per_incident] if ip is not None})
+    for r in incidents:
+        r["evidence"] = []
+    if not wanted:
+        return
+    c = pl.col
+    rows = (
+        lf.filter(c("src_ip").is_in(pl.Series(wanted, dtype=pl.String()).implode()))
+        .select("src_ip", "ts", "origin", "ssh_auth", "dst_ip", "dst_port", "class")
+        .collect()
+        .with_columns((c("dst_ip").fill_null("?") + ":" + c("dst_port").cast(pl.String)).alias("destination"))
+        .sort("ts", nulls_last=True)
+    )  # fmt: skip
+    for r in incidents:
+        pick = rows.filter(c("src_ip").is_in(pl.Series(list(r["src_ips"])[:per_incident], dtype=pl.String()).implode()))
+        if r["kind"] == "auth_failures":
+            pick = pick.filter(c("ssh_auth").is_in(FAILED))
+        elif r.get("destination"):
+            pick = pick.filter(c("destination") == r["destination"])
+        origins = pick.head(_MAX_EVIDENCE).get_column("origin").list.explode(keep_nulls=False, empty_as_null=False)
+        r["evidence"] = origins.drop_nulls().head(_MAX_EVIDENCE).to_list()
 
 
 def _ordered(rows: list[dict[str, Any]]) -> tuple[list[Finding], pl.DataFrame]:
@@ -495,10 +518,8 @@ def _rollup(members: pl.DataFrame, top: int, *, n: str = "connections", first: s
             c(first).min().alias("first_ts"),
             c(last).max().alias("last_ts"),
             c("src_ip").sort_by([c(n), c("src_ip")], descending=[True, False]).head(top).alias("src_ips"),
-            c("_evidence").sort_by(first).head(_MAX_EVIDENCE).alias("evidence"),
             *extra,
         )
-        .with_columns(c("evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False)).list.drop_nulls().list.head(_MAX_EVIDENCE))
         .sort("_key")
     )
 
@@ -775,14 +796,31 @@ def _snat_pressure(
     # cannot be under pressure, so only the others' rows are read into memory.
     floor = min([NAT_GATEWAY_PORTS, default_snat_ports(1) or NAT_GATEWAY_PORTS,
                  *(p.snat_ports for p in predictions if p.snat_ports)])  # fmt: skip
-    busy = snat.group_by(key).agg(pl.len().alias("_n")).filter(c("_n") >= PRESSURE_FRACTION * floor).drop("_n")
+    # Both prefilters count by a 64-bit hash of the key (a fixed-size key: no strings held
+    # per distinct key); a collision only lets a few more rows through to the exact checks.
     port_key = [*key, "src_port"]
-    again = snat.filter(c("src_port").is_not_null()).group_by(port_key).agg(pl.len().alias("_n")).filter(c("_n") >= 2)
+    hashed = snat.with_columns(
+        pl.struct(key).hash().alias("_h3"),
+        pl.struct(port_key).hash().alias("_h4"),
+    )
+    busy = hashed.group_by("_h3").agg(pl.len().alias("_n")).filter(c("_n") >= PRESSURE_FRACTION * floor).select("_h3")
+    again = (
+        hashed.filter(c("src_port").is_not_null()).group_by("_h4").agg(pl.len().alias("_n"))
+        .filter(c("_n") >= 2).select("_h4")
+    )  # fmt: skip
     cols = [*port_key, "ts", "duration", "state", "class", "via", "resource", "candidate_vms", "origin"]
-    busy_rows, reused_rows = pl.collect_all([
-        snat.join(busy, on=key, how="semi").select(cols),
-        snat.join(again.drop("_n"), on=port_key, how="semi").select(cols),
-    ])  # fmt: skip
+    # The keys first (small), then only their rows: one query using `hashed` twice would
+    # cache every SNAT row in memory.
+    busy_keys, again_keys = pl.collect_all([busy, again])
+    reads = []
+    if busy_keys.height:
+        reads.append(hashed.join(busy_keys.lazy(), on="_h3", how="semi").select(cols))
+    if again_keys.height:
+        reads.append(hashed.filter(c("src_port").is_not_null()).join(again_keys.lazy(), on="_h4", how="semi").select(cols))
+    got = iter(pl.collect_all(reads))
+    empty = pl.DataFrame(schema=snat.select(cols).collect_schema())
+    busy_rows = next(got) if busy_keys.height else empty
+    reused_rows = next(got) if again_keys.height else empty
     out: list[dict[str, Any]] = []
     members: list[tuple[tuple[str, ...], pl.DataFrame, pl.Expr | None]] = []
     capacity_of = _capacities(predictions)
@@ -801,7 +839,7 @@ def _snat_pressure(
     )
     triples = (
         conns.group_by(key).agg(*first_of, pl.len().alias("n"), c("ts").min().alias("first"),
-                                c("ts").max().alias("last"), c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"))
+                                c("ts").max().alias("last"))
         .join(peaks, on=key)
     )  # fmt: skip
     need = (
@@ -871,7 +909,7 @@ def _snat_pressure(
     if reuse.height:
         per_ip = reuse.group_by("_key", *key).agg(
             *first_of, c("destination").first(), pl.len().alias("n"), c("ts").min().alias("first"),
-            c("ts").max().alias("last"), c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("_evidence"),
+            c("ts").max().alias("last"),
             (c("ts") - c("prev_end")).min().alias("gap"), c("src_port").unique().sort().alias("ports"),
         )  # fmt: skip
         rolled = _rollup(per_ip, top, n="n", first="first", last="last", extra=[
@@ -917,7 +955,6 @@ def _auth_plans(failed: pl.LazyFrame) -> list[pl.LazyFrame]:
         c("ssh_auth").cast(pl.String).unique().sort().alias("outcomes"),
         c("class").cast(pl.String).unique().sort().alias("_classes"), c("resource").first(),
         c("service_tag").unique().alias("_tags"),
-        c("origin").sort_by("ts").head(_MAX_EVIDENCE).alias("evidence"),
     )
     per_address = keyed.group_by("_key", "src_ip", "service").agg(pl.len().cast(pl.UInt32).alias("n"))
     window = pl.lit(GUESS_WINDOW, pl.Duration("us"))
@@ -954,10 +991,7 @@ def _auth_failures(
             c("peak").max().fill_null(0).alias("peak"), c("peak").is_not_null().sum().alias("guessers"),
         )
     )  # fmt: skip
-    rolled = per_key.join(tops, on="_key").with_columns(
-        c("evidence").list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
-        .list.drop_nulls().list.head(_MAX_EVIDENCE)
-    ).sort("_key")
+    rolled = per_key.join(tops, on="_key").sort("_key")
     minutes = int(GUESS_WINDOW.total_seconds() // 60)
     out = []
     for row in rolled.iter_rows(named=True):
