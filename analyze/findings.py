@@ -803,11 +803,16 @@ def _snat_pressure(
         pl.struct(key).hash().alias("_h3"),
         pl.struct(port_key).hash().alias("_h4"),
     )
-    busy = hashed.group_by("_h3").agg(pl.len().alias("_n")).filter(c("_n") >= PRESSURE_FRACTION * floor).select("_h3")
-    again = (
-        hashed.filter(c("src_port").is_not_null()).group_by("_h4").agg(pl.len().alias("_n"))
-        .filter(c("_n") >= 2).select("_h4")
-    )  # fmt: skip
+    # One pass: connections per (destination, source port) hash, with the destination's hash.
+    quads = (
+        hashed.group_by("_h4").agg(pl.len().alias("_n"), c("_h3").first(), c("src_port").is_not_null().all().alias("_p"))
+        .collect()
+    )
+    busy = (
+        quads.group_by("_h3").agg(c("_n").sum()).filter(c("_n") >= PRESSURE_FRACTION * floor).select("_h3").lazy()
+    )
+    again = quads.filter((c("_n") >= 2) & c("_p")).select("_h4").lazy()
+    del quads
     cols = [*port_key, "ts", "duration", "state", "class", "via", "resource", "candidate_vms", "origin"]
     # The keys first (small), then only their rows: one query using `hashed` twice would
     # cache every SNAT row in memory.
