@@ -176,6 +176,12 @@ def frame(findings: Sequence[Finding]) -> pl.DataFrame:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def _collect_each(plans: Sequence[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """Collect plans one by one, each streaming.  ``pl.collect_all`` would compute a
+    subplan they share (the classified records) once and hold it in memory."""
+    return [p.collect() for p in plans]
+
+
 def _by_vm(predictions: Sequence[Prediction]) -> dict[str, list[Prediction]]:
     out: dict[str, list[Prediction]] = defaultdict(list)
     for p in predictions:
@@ -365,10 +371,10 @@ def incidents(
             .agg(*(c(x).first() for x in ("via", "resource", "service_tag")),
                  c("ts").min().alias("first"), c("ts").max().alias("last"), pl.len().cast(pl.UInt32).alias("n"))
         )
-    fine, who, *rest = pl.collect_all(plans)
+    fine, who, *rest = _collect_each(plans)
     failed_rows = lf.filter(c("ssh_auth").is_in(FAILED) & c("src_ip").is_not_null() & (c("class") != "local"))
     if fine.get_column("_failed").sum():
-        failed = pl.collect_all(_auth_plans(failed_rows))
+        failed = _collect_each(_auth_plans(failed_rows))
     else:
         failed = [pl.DataFrame(schema=q.collect_schema()) for q in _auth_plans(failed_rows)]
     summary = fine.group_by("src_ip", "class").agg(
@@ -816,13 +822,13 @@ def _snat_pressure(
     cols = [*port_key, "ts", "duration", "state", "class", "via", "resource", "candidate_vms", "origin"]
     # The keys first (small), then only their rows: one query using `hashed` twice would
     # cache every SNAT row in memory.
-    busy_keys, again_keys = pl.collect_all([busy, again])
+    busy_keys, again_keys = _collect_each([busy, again])
     reads = []
     if busy_keys.height:
         reads.append(hashed.join(busy_keys.lazy(), on="_h3", how="semi").select(cols))
     if again_keys.height:
         reads.append(hashed.filter(c("src_port").is_not_null()).join(again_keys.lazy(), on="_h4", how="semi").select(cols))
-    got = iter(pl.collect_all(reads))
+    got = iter(_collect_each(reads))
     empty = pl.DataFrame(schema=snat.select(cols).collect_schema())
     busy_rows = next(got) if busy_keys.height else empty
     reused_rows = next(got) if again_keys.height else empty

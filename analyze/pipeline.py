@@ -287,10 +287,18 @@ def _scan_records(paths: Sequence[str]) -> Evidence | None:
             for p, seq, scan in sorted(scans, key=lambda t: t[0].name) if p.parent == folder
         ])  # fmt: skip
         order = pl.col("_seq") * (1 << 40) + pl.col("_row")
-        latest = tagged.filter(pl.col("conn_id").is_not_null()).group_by("conn_id").agg(order.max().alias("_k"))
-        kept = tagged.with_columns(order.alias("_k")).join(latest, on=["conn_id", "_k"], how="semi")
-        plain.append(pl.concat([tagged.filter(pl.col("conn_id").is_null()).select(SCHEMA.names()),
-                                kept.select(SCHEMA.names())]))
+        # The latest row's key per conn_id first (small without repeated ids), then one
+        # pass over the rows: a plan using `tagged` twice would cache it in memory.
+        latest = tagged.filter(pl.col("conn_id").is_not_null()).group_by("conn_id").agg(order.max().alias("_kmax"))
+        latest_keys = latest.collect()
+        if latest_keys.height == 0:
+            plain.append(tagged.select(SCHEMA.names()))
+            continue
+        plain.append(
+            tagged.join(latest_keys.lazy(), on="conn_id", how="left")
+            .filter(pl.col("conn_id").is_null() | (order == pl.col("_kmax")))
+            .select(SCHEMA.names())
+        )
     out.records = pl.concat(plain, how="vertical")  # type: ignore[assignment]
     return out
 

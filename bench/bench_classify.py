@@ -109,10 +109,10 @@ def main() -> None:
     ap.add_argument("--child")
     ap.add_argument("--mode", choices=("memory", "stream"), default="memory")
     ap.add_argument("--path", type=Path)
-    ap.add_argument("--out", type=Path, default=OUT, help="Where the generated inputs are (default bench/out).")
+    ap.add_argument("--out", type=Path, default=None, help="Where the generated inputs are (default bench/out).")
     a = ap.parse_args()
     global OUT
-    OUT = a.out
+    OUT = a.out or OUT
     if a.child:
         child(a.child, a.mode, a.path, a.runs)
         return
