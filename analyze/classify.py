@@ -38,8 +38,8 @@ from typing import Any, Final, Literal, get_args
 
 import polars as pl
 
-from analyze.inventory.addresses import address_table
-from analyze.inventory.model import Inventory
+from analyze.inventory.addresses import address_table as inventory_addresses
+from analyze.inventory.model import ANY_TAGS, Allowlist, Inventory
 from analyze.predict import Prediction
 from capture.schema import EGRESS_CLASS, EGRESS_VIA, SCHEMA
 
@@ -555,7 +555,7 @@ def _inventory_blocks(
         })  # fmt: skip
         blocks.append((block, label))
 
-    for row in address_table(inv).iter_rows(named=True):
+    for row in inventory_addresses(inv).iter_rows(named=True):
         add(row["network"], row["class"], row["via"], row["resource"] or row["public_ip"], row["vms"])
     for proxy in inv.proxies.values():
         # An inventory public IP of the proxy (App Gateway) came first and wins.
@@ -641,8 +641,58 @@ def _tag_blocks(
 # --- classification ------------------------------------------------------------------------
 
 
-def _classify_distinct(ips: pl.LazyFrame, index: AddressIndex) -> pl.LazyFrame:
-    """``ips`` (one column ``ip``, distinct, may hold a null) -> ``ip`` + ``ADDRESSES_SCHEMA`` columns."""
+def _allows(allowlist: Allowlist, has_tags: bool) -> pl.Expr:
+    """``Allowlist.allows`` as one expression over the parsed keys and ``tag_chain``.
+
+    The rules in their evaluation order become one ``when/then`` chain: the first rule that
+    matches decides; a rule that cannot be decided (a service tag without Service Tags
+    loaded, a VNet rule) gives null; no match denies.  Null for text that is no address.
+    """
+    c = pl.col
+    rules = sorted(
+        range(len(allowlist.rules)),
+        key=lambda i: (allowlist.rules[i].priority is None, allowlist.rules[i].priority or 0, i),
+    )
+    chain = c("tag_chain").list.eval(pl.element().str.to_lowercase())
+    verdict: pl.Expr = pl.lit(False)
+    for i in reversed(rules):
+        rule = allowlist.rules[i]
+        allow = pl.lit(rule.action == "allow")
+        if rule.network is not None:
+            net = ipaddress.ip_network(rule.network, strict=False)
+            first, last = int(net.network_address), int(net.broadcast_address)
+            if net.version == 4:
+                hit = (c("ip_version") == 4) & c("k4").is_between(first, last)
+            else:
+                s_hi, s_lo, e_hi, e_lo = first >> 64, first & (2**64 - 1), last >> 64, last & (2**64 - 1)
+                hi, lo = c("hi"), c("lo")
+                hit = (
+                    (c("ip_version") == 6)
+                    & ((hi > s_hi) | ((hi == s_hi) & (lo >= s_lo)))
+                    & ((hi < e_hi) | ((hi == e_hi) & (lo <= e_lo)))
+                )
+            verdict = pl.when(hit).then(allow).otherwise(verdict)
+        elif rule.tag is not None:
+            tag = rule.tag.lower()
+            if tag in ANY_TAGS:
+                verdict = allow
+            elif not has_tags:
+                verdict = pl.lit(None, pl.Boolean)
+            else:
+                verdict = pl.when(chain.list.contains(pl.lit(tag)).fill_null(False)).then(allow).otherwise(verdict)
+        else:
+            verdict = pl.lit(None, pl.Boolean)
+    return pl.when(c("ip_version").is_not_null()).then(verdict.cast(pl.Boolean))
+
+
+_LOCAL_SCOPES: Final = ("loopback", "link_local")
+
+
+def _classify_distinct(
+    ips: pl.LazyFrame, index: AddressIndex, allowlist: Allowlist | None = None, *, with_allowed: bool = False
+) -> pl.LazyFrame:
+    """``ips`` (one column ``ip``, distinct, may hold a null) -> ``ip`` + ``ADDRESSES_SCHEMA``
+    columns (+ ``allowed`` with ``with_allowed``)."""
     parsed = _parse(ips)
     v4 = parsed.filter(pl.col("ip_version") == 4).sort("k4")
     v6 = parsed.filter(pl.col("ip_version") == 6).sort("hi")
@@ -659,32 +709,60 @@ def _classify_distinct(ips: pl.LazyFrame, index: AddressIndex) -> pl.LazyFrame:
         .join(index.tag_labels.lazy(), left_on="_tag", right_on="tag_label", how="left")
         .join(index.proxy_labels.lazy(), left_on="_proxy", right_on="proxy_label", how="left")
     )
-    in_inv = pl.col("_inv").is_not_null()
-    in_tag = pl.col("_tag").is_not_null()
+    found = found.with_columns(_scope().alias("scope"))
+    local = pl.col("scope").is_in(_LOCAL_SCOPES)
+    in_inv = pl.col("_inv").is_not_null() & ~local
+    in_tag = pl.col("_tag").is_not_null() & ~local
     cls = (
-        pl.when(in_inv).then(pl.col("inv_class"))
+        pl.when(local).then(pl.lit("local", EGRESS_CLASS))
+        .when(in_inv).then(pl.col("inv_class"))
         .when(in_tag).then(pl.lit("default_snat", EGRESS_CLASS))
         .when(pl.col("ip_version").is_null()).then(pl.lit("unknown", EGRESS_CLASS))
         .otherwise(pl.lit("external" if index.has_tags else "unknown", EGRESS_CLASS))
     )  # fmt: skip
     empty = pl.lit([], pl.List(pl.String()))
-    strong = in_inv | (in_tag & pl.col("tag_strong"))
+    strong = in_inv | local | (in_tag & pl.col("tag_strong"))
+    allowed = (
+        [_allows(allowlist, index.has_tags).alias("allowed")] if allowlist is not None
+        else [pl.lit(None, pl.Boolean).alias("allowed")]
+    ) if with_allowed else []  # fmt: skip
     return found.select(
         "ip",
         cls.alias("class"),
         pl.col("inv_via").alias("via"),
-        pl.col("inv_resource").alias("resource"),
+        pl.when(~local).then(pl.col("inv_resource")).alias("resource"),
         pl.when(in_inv).then(pl.col("inv_candidates"))
         .when(in_tag).then(pl.col("tag_candidates")).otherwise(empty).alias("candidate_vms"),
         pl.col("tag_name").alias("service_tag"),
         pl.col("tag_region").alias("region"),
         pl.when(strong).then(pl.lit("strong")).otherwise(pl.lit("weak")).cast(CONFIDENCE).alias("confidence"),
-        _scope().alias("scope"),
+        "scope",
         "ip_version",
-        pl.col("proxy_name").alias("proxy"),
+        pl.when(~local).then(pl.col("proxy_name")).alias("proxy"),
         pl.when(in_inv).then(pl.col("inv_owners")).otherwise(empty).alias("owner_vms"),
         pl.when(in_tag).then(pl.col("tag_chain")).otherwise(empty).alias("service_tags"),
+        *allowed,
     )  # fmt: skip
+
+
+def address_table(ips: pl.LazyFrame, index: AddressIndex, allowlist: Allowlist | None = None) -> pl.LazyFrame:
+    """Classify distinct addresses, with the allowlist's verdict.
+
+    Args:
+        ips: One column ``ip``, distinct (a null address as ``""``).
+        index: The ``AddressIndex``.
+        allowlist: The allowlist to check against; ``allowed`` is null without one.
+
+    Returns:
+        ``ip`` + ``ADDRESSES_SCHEMA`` columns + ``allowed`` (``Allowlist.allows`` for every
+        address at once: by range and by the address's Service Tags).
+    """
+    return _classify_distinct(ips, index, allowlist, with_allowed=True)
+
+
+def parse_addresses(lf: pl.LazyFrame, column: str = "ip") -> pl.LazyFrame:
+    """Add integer keys parsed from ``column``: ``ip_version``, ``k4`` (IPv4), ``hi`` / ``lo`` (IPv6)."""
+    return _parse(lf, column)
 
 
 def classify_addresses(
@@ -762,6 +840,18 @@ def _clients(proxied: pl.LazyFrame, index: AddressIndex) -> pl.LazyFrame:
     )  # fmt: skip
 
 
+def own_addresses(records: pl.LazyFrame) -> pl.LazyFrame:
+    """Each observer's own addresses: the distinct ``(observer, dst_ip)`` of its connections.
+
+    A null observer is keyed as ``""`` (a pcap read without ``--observer``).
+    """
+    return (
+        records.select(pl.col("observer").fill_null("").alias("_obs"), pl.col("dst_ip").alias("_own"))
+        .drop_nulls("_own")
+        .unique()
+    )
+
+
 def classify(
     records: pl.LazyFrame | pl.DataFrame,
     inv: Inventory,
@@ -769,11 +859,15 @@ def classify(
     *,
     regions: Mapping[str, str] | None = None,
     index: AddressIndex | None = None,
+    addresses: pl.DataFrame | pl.LazyFrame | None = None,
+    own: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Classify every record's ``src_ip`` (and the X-Forwarded-For client behind a proxy).
 
     Works on the distinct addresses, then joins the result back.  Row order is not kept
     (polars' streaming joins do not; sort the result, e.g. by ``ts``, before output).
+    A source that is its observer's own address (the ``dst_ip`` of the same observer's
+    connections) is ``local``, as loopback and link-local sources are.
 
     Args:
         records: Connection records in ``capture.schema.SCHEMA`` (extra columns are kept,
@@ -783,6 +877,9 @@ def classify(
             are default SNAT candidates.
         regions: VM name -> Azure region, for region-matching default SNAT candidates.
         index: A prebuilt ``AddressIndex`` to reuse.
+        addresses: ``address_table`` of the records' distinct addresses, if already
+            computed (its ``allowed`` column is kept).
+        own: ``own_addresses(records)``, collected, if already computed.
 
     Returns:
         A lazy frame in ``CLASSIFIED_SCHEMA`` (plus any extra input columns at the end),
@@ -794,10 +891,41 @@ def classify(
     # A null address is keyed as "" (both are `unknown`, scope `invalid`): a join with
     # nulls_equal=True is not streamed, and would hold every record in memory.
     key = pl.col("src_ip").fill_null("")
-    distinct = lf.select(key.alias("ip")).unique()
-    addresses = _classify_distinct(distinct, index).drop("owner_vms", "service_tags")
+    if addresses is None:
+        distinct = lf.select(key.alias("ip")).unique()
+        table = _classify_distinct(distinct, index).drop("owner_vms", "service_tags").collect()
+    else:
+        table = addresses.lazy().drop("owner_vms", "service_tags", strict=False).collect()
+        extra += [c for c in table.columns if c not in CLASSIFIED_SCHEMA and c != "ip"]
+    # The hot join carries no list: each distinct candidate_vms list becomes a small
+    # integer, and the lists come back from a table of a few rows (joining 1M address
+    # rows with their lists was most of classify's time).
+    sets = table.select(pl.col("candidate_vms").unique()).with_row_index("_vmset")
+    table = table.join(sets, on="candidate_vms", how="left", nulls_equal=True).drop("candidate_vms")
     # No maintain_order: keeping the input order made the 10M-record join 2.5x slower.
-    out = lf.join(addresses, left_on=key, right_on="ip", how="left")
+    out = lf.join(table.lazy(), left_on=key, right_on="ip", how="left").join(
+        sets.lazy(), on="_vmset", how="left"
+    ).drop("_vmset")
+    own_table = own if own is not None else own_addresses(lf).collect()
+    if own_table.height:
+        observers = own_table.get_column("_obs").unique()
+        if observers.len() == 1:
+            # One observer (one host's evidence): a hash lookup, no join.
+            local = (pl.col("observer").fill_null("") == observers[0]) & key.is_in(own_table.get_column("_own").implode())
+        else:
+            out = out.join(
+                own_table.lazy().with_columns(pl.lit(True).alias("_local")),
+                left_on=[pl.col("observer").fill_null(""), key], right_on=["_obs", "_own"], how="left",
+            )
+            local = pl.col("_local").fill_null(False)
+        out = out.with_columns(local.alias("_local")).with_columns(
+            pl.when(pl.col("_local")).then(pl.lit("local", EGRESS_CLASS)).otherwise(pl.col("class")).alias("class"),
+            *(pl.when(~pl.col("_local")).then(pl.col(name)).alias(name) for name in ("via", "resource", "proxy")),
+            pl.when(pl.col("_local")).then(pl.lit([], pl.List(pl.String()))).otherwise(pl.col("candidate_vms"))
+            .alias("candidate_vms"),
+            pl.when(pl.col("_local")).then(pl.lit("strong", CONFIDENCE)).otherwise(pl.col("confidence"))
+            .alias("confidence"),
+        ).drop("_local")
     if index.proxies.empty:
         out = out.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in CLIENT_COLUMNS.items())
     else:
@@ -817,6 +945,9 @@ __all__ = [
     "CONFIDENCE",
     "SCOPE",
     "AddressIndex",
+    "address_table",
+    "own_addresses",
+    "parse_addresses",
     "Confidence",
     "Scope",
     "classify",

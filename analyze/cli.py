@@ -328,15 +328,19 @@ ANALYSIS_FORMATS = ("table", "json", "ndjson", "csv", "parquet", "html")
 
 
 def _analysis_target(out: str | None, fmt: str | None) -> Any:
-    """The -o rule for ``analyze`` / ``demo`` (checked before anything is read)."""
+    """The -o rule for ``analyze`` / ``demo`` (checked before anything is read); a report
+    folder also takes ``--format html`` (its ``report.html``)."""
     from capture.output import resolve
 
-    return resolve(out, fmt, formats=ANALYSIS_FORMATS, folder="the report folder")
+    target = resolve(out, None if fmt == "html" else fmt, formats=ANALYSIS_FORMATS, folder="the report folder")
+    if fmt == "html" and target.kind != "folder":
+        target = resolve(out, fmt, formats=ANALYSIS_FORMATS, folder="the report folder")
+    return target
 
 
 def _analysis_table(result: Any, what: str) -> Any:
-    """One table of an analysis: the connections (with their ``findings`` ids when the
-    analysis gives them), the addresses, or the findings as rows."""
+    """One table of an analysis: the connections (with their ``findings`` ids), the
+    addresses, or the findings as rows."""
     import polars as pl
 
     from analyze.report import finding_dict
@@ -349,27 +353,38 @@ def _analysis_table(result: Any, what: str) -> Any:
     return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame({"kind": []}, schema={"kind": pl.String})
 
 
-def _report_folder(result: Any, folder: Any) -> str:
-    """``analyze -o DIR/``: the report folder (report.py's writer when it has one)."""
-    from analyze import report
+class _Progress:
+    """Progress of long work on stderr through rich: only on a terminal, never with -q."""
 
-    writer = getattr(report, "write_report_folder", None) or getattr(report, "write_folder", None)
-    if writer is not None:
-        writer(result, folder)
-        return str(folder)
-    from capture.output import Target, emit, write_to
+    def __init__(self, quiet: bool) -> None:
+        self._status: Any = None
+        if quiet or not sys.stderr.isatty():
+            return
+        from rich.console import Console
 
-    folder.mkdir(parents=True, exist_ok=True)
-    emit(Target("file", "json", folder / "report.json"), report.render(result, "json"))
-    emit(Target("file", "table", folder / "report.txt"), report.render(result, "table"))
-    for what in ANALYSIS_TABLES:
-        write_to(_analysis_table(result, what), Target("file", "parquet", folder / f"{what}.parquet"))
-    return str(folder)
+        console = Console(stderr=True)
+        if console.is_terminal:
+            self._status = console.status("egresslens: starting", spinner="dots")
+
+    def __enter__(self) -> _Progress:
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def __call__(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(f"egresslens: {text}")
 
 
-def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str | None,
-                   what: str | None = None, strict: bool = False) -> None:  # fmt: skip
-    from analyze.report import render
+def _emit_analysis(
+    result: Any, fmt: str | None, out: str | None, fail_on: str | None, what: str | None = None,
+    strict: bool = False, *, full: bool = False, quiet: bool = False, progress: Any = None,
+) -> None:  # fmt: skip
+    from analyze.report import render, verdict, write_folder
     from capture.output import emit, format_bytes, write_to
 
     target = _analysis_target(out, fmt)
@@ -381,21 +396,21 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
     )  # fmt: skip
     if status != Status.ERROR:
         if target.kind == "folder":
-            where = _report_folder(result, target.path)
-        elif target.fmt in ("csv", "parquet", "ndjson") or (what and target.fmt != "html"):
-            table = _analysis_table(result, what or "connections")
-            if target.fmt == "table":
-                where = emit(target, format_bytes(table, "table", None))
-            else:
-                where = write_to(table, target)
+            write_folder(result, target.path, html=fmt == "html", progress=progress)
+            where = str(target.path)
         else:
-            where = emit(target, render(result, target.fmt))  # type: ignore[arg-type]
-        click.echo(
-            f"egresslens: {result.connections.height:,} connections from "
-            f"{result.addresses.height:,} addresses, {len(result.findings)} findings"
-            + ("" if where == "stdout" else f" -> {where}"),
-            err=True,
-        )
+            if progress is not None:
+                progress(f"writing the {target.fmt} report")
+            if target.fmt in ("csv", "parquet", "ndjson") or (what and target.fmt != "html"):
+                table = _analysis_table(result, what or "connections")
+                if target.fmt == "table":
+                    where = emit(target, format_bytes(table, "table", None))
+                else:
+                    where = write_to(table, target)
+            else:
+                where = emit(target, render(result, target.fmt, full=full))  # type: ignore[arg-type]
+        if not quiet:
+            click.echo(f"egresslens: {verdict(result)}" + ("" if where == "stdout" else f" -> {where}"), err=True)
     for message in result.errors:
         click.echo(f"Error: {message}", err=True)
     findings = Status.OK
@@ -431,6 +446,10 @@ def _emit_analysis(result: Any, fmt: str | None, out: str | None, fail_on: str |
 @click.option("--type", "log_type", type=click.Choice(_LOG_TYPES), default="auto", show_default=True,
               help="Log type of every log; auto detects each file's type from its content.")
 @strict_option
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+              help="Source addresses listed per incident (all are counted and in the addresses table).")
+@click.option("--all", "full", is_flag=True, help="Terminal view: every incident, address and connection.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no verdict line on stderr.")
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
@@ -440,10 +459,12 @@ def analyze_cmd(
     evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
     from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
     src: str | None, fmt: str | None, what: str | None, out: str | None, fail_on: str | None,
-    log_type: str, strict: bool, observer: str | None, year: int | None, tz: str,
+    log_type: str, strict: bool, top: int, full: bool, quiet: bool, observer: str | None,
+    year: int | None, tz: str,
 ) -> None:
     """Classify every inbound connection's source address, check it against the inventory's
-    predictions and the allowlist, and report findings with their fixes."""
+    predictions and the allowlist, and report incidents with their fixes (-o DIR/: a
+    report folder)."""
     from analyze.pipeline import run
 
     _analysis_target(out, fmt)
@@ -454,21 +475,25 @@ def analyze_cmd(
         if not sep or not name or not path:
             raise click.BadParameter(f"use VM=PATH, not {item!r}", param_hint="--from")
         attributions[path] = name
-    result = run(
-        evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
-        until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
-        observer=observer, year=year, tz=tz, log_type=log_type, strict=strict,
-    )  # fmt: skip
-    _emit_analysis(result, fmt, out, fail_on, what, strict)
+    with _Progress(quiet) as progress:
+        result = run(
+            evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),
+            until=_when(until, "--until"), vm=vm, src=src, from_vm=attributions,
+            observer=observer, year=year, tz=tz, log_type=log_type, strict=strict, top=top,
+            progress=progress,
+        )  # fmt: skip
+        _emit_analysis(result, fmt, out, fail_on, what, strict, full=full, quiet=quiet, progress=progress)
 
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "parquet", "html"]),
               default=None, help="Report format (default: table).")
 @output_option
+@click.option("--all", "full", is_flag=True, help="Terminal view: every incident, address and connection.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no verdict line on stderr.")
 @force_option
 @fail_cleanly
-def demo(fmt: str | None, out: str | None) -> None:
+def demo(fmt: str | None, out: str | None, full: bool, quiet: bool) -> None:
     """Analyze the bundled sample in pcaps/demo/: the article's load balancer story."""
     from pathlib import Path
 
@@ -476,6 +501,7 @@ def demo(fmt: str | None, out: str | None) -> None:
 
     root = Path(__file__).resolve().parent.parent / "pcaps"
     sample = root / "demo"
+    _analysis_target(out, fmt)
     if not sample.is_dir():
         raise CliError(f"the bundled sample is missing: {sample}")
     evidence = [str(sample / n) for n in ("webapp-vm.pcap", "auth.log", "access.log")]
@@ -484,8 +510,9 @@ def demo(fmt: str | None, out: str | None) -> None:
         "egresslens demo: evidence from destination host webapp-vm; inventory: the article's "
         "Basic load balancer mylb (pool, no rules) and lbvm; allowlist web-app", err=True,
     )  # fmt: skip
-    result = run(evidence, inventory, allowlist="web-app")
-    _emit_analysis(result, fmt, out, None)
+    with _Progress(quiet) as progress:
+        result = run(evidence, inventory, allowlist="web-app", progress=progress)
+        _emit_analysis(result, fmt, out, None, full=full, quiet=quiet, progress=progress)
 
 
 @cli.command()

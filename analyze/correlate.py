@@ -43,9 +43,10 @@ HTTP_LOGS: Final = ("weblog", "w3c")
 class Correlation:
     """What ``correlate`` returns."""
 
-    records: pl.DataFrame
+    records: pl.DataFrame | pl.LazyFrame
     """Records in ``SCHEMA``, merged where evidence of one connection was found twice;
-    sorted by ``ts``, ``conn_id``."""
+    sorted by ``ts``, ``conn_id``.  Without both captures and logs there is nothing to
+    merge: the input, as given."""
     clock_offset: dt.timedelta | None
     """Estimated ``log clock - capture clock``; None when no pair allowed an estimate."""
     offset_from: Literal["ssh", "http"] | None = None
@@ -120,8 +121,17 @@ def correlate(records: pl.DataFrame | pl.LazyFrame, *, tolerance: str = "2s") ->
         UsageError: ``tolerance`` is not a duration.
     """
     tol = pl.lit(_duration(tolerance), pl.Duration("us"))
-    df = records.lazy().select(SCHEMA.names()).collect().with_row_index("_row")
     captured = _has(CAPTURED)
+    logged = _has(SSH_LOGS + HTTP_LOGS)
+    lf = records.lazy().select(SCHEMA.names())
+    kinds = lf.select(captured.fill_null(False).any().alias("cap"), (~captured & logged).fill_null(False).any().alias("log"))
+    both = kinds.collect().row(0)
+    if not all(both):
+        # Only captures or only logs: nothing to merge, and the records stay as they are
+        # (lazy, not copied: a 10M-row records folder is not held twice).
+        out = records.select(SCHEMA.names()) if isinstance(records, pl.DataFrame) else lf
+        return Correlation(records=out, clock_offset=None)
+    df = lf.collect().with_row_index("_row")
     caps = df.filter(captured)
     auth = df.filter(~captured & _has(SSH_LOGS) & pl.col("src_ip").is_not_null() & pl.col("src_port").is_not_null())
     web = df.filter(~captured & _has(HTTP_LOGS) & pl.col("src_ip").is_not_null())

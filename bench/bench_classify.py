@@ -93,7 +93,8 @@ def child(kind: str, mode: str, records: Path, runs: int) -> None:
 
 
 def measure(kind: str, mode: str, records: Path, runs: int) -> dict[str, object]:
-    cmd = [sys.executable, __file__, "--child", kind, "--mode", mode, "--runs", str(runs), "--path", str(records)]
+    cmd = [sys.executable, __file__, "--child", kind, "--mode", mode, "--runs", str(runs), "--path", str(records),
+           "--out", str(OUT)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     result: dict[str, object] = {}
     for line in done.stdout.splitlines():
@@ -109,7 +110,10 @@ def main() -> None:
     ap.add_argument("--child")
     ap.add_argument("--mode", choices=("memory", "stream"), default="memory")
     ap.add_argument("--path", type=Path)
+    ap.add_argument("--out", type=Path, default=None, help="Where the generated inputs are (default bench/out).")
     a = ap.parse_args()
+    global OUT
+    OUT = a.out or OUT
     if a.child:
         child(a.child, a.mode, a.path, a.runs)
         return

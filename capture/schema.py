@@ -90,6 +90,7 @@ EgressClass = Literal[
     "private",
     "forced_tunnel",
     "none",
+    "local",
     "external",
     "unknown",
 ]

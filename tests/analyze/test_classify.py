@@ -76,15 +76,16 @@ CASES = [
     ("2001:db8:40::1", "unknown", None, "appgw", [], "strong", "global", None),
     ("8.8.8.8", "external", None, None, [], "weak", "global", None),
     ("2001:db8::1", "external", None, None, [], "weak", "global", None),
-    # special-purpose addresses outside the inventory: not Azure-owned, so external
-    ("127.0.0.1", "external", None, None, [], "weak", "loopback", None),
-    ("::1", "external", None, None, [], "weak", "loopback", None),
+    # loopback and link-local are local (issue 16.5); other special-purpose addresses
+    # outside the inventory are not Azure-owned, so external
+    ("127.0.0.1", "local", None, None, [], "strong", "loopback", None),
+    ("::1", "local", None, None, [], "strong", "loopback", None),
     ("0.0.0.0", "external", None, None, [], "weak", "unspecified", None),
     ("::", "external", None, None, [], "weak", "unspecified", None),
     ("172.16.5.5", "external", None, None, [], "weak", "private", None),
     ("fd00::5", "external", None, None, [], "weak", "private", None),
-    ("169.254.169.254", "external", None, None, [], "weak", "link_local", None),
-    ("fe80::1%eth0", "external", None, None, [], "weak", "link_local", None),
+    ("169.254.169.254", "local", None, None, [], "strong", "link_local", None),
+    ("fe80::1%eth0", "local", None, None, [], "strong", "link_local", None),
     ("100.64.1.1", "external", None, None, [], "weak", "shared", None),
     ("224.0.0.251", "external", None, None, [], "weak", "multicast", None),
     ("ff02::1", "external", None, None, [], "weak", "multicast", None),
@@ -240,6 +241,8 @@ TAGGED = ["139.217.0.0/16", "20.0.0.0/8", "40.0.0.0/8", "42.159.0.0/16", "2603:1
 def _reference(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, int]:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_link_local:
+        return "local", ip.version
     for net, cls in INVENTORY:
         n = ipaddress.ip_network(net)
         if n.version == ip.version and ip in n:

@@ -24,8 +24,9 @@ def test_demo_prints_the_diagnosis_from_the_evidence() -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     first = out.splitlines()[0]
-    assert first == "== findings (3)"
-    assert "[high] allowlist_miss: vms Test2VM; addresses 203.0.113.129" in out
+    assert first.startswith("verdict: 2 VM(s), 3 address(es), 6 connection(s): 3 incident(s) (2 high, 1 medium). "
+                            "Fix first (F1): Basic load balancers")  # fmt: skip
+    assert "F1 [high] allowlist_miss: vms Test2VM; 1 address(es) 203.0.113.129; 2 connection(s)" in out
     assert "not accepted by allowlist web-app" in out
     assert "mylb has no load-balancing rule or inbound NAT rule" in out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from analyze.pipeline import resolve_allowlist, run
@@ -105,3 +106,54 @@ def test_from_vm_attributes_evidence_and_finds_the_address_change(tmp_path: Path
     assert list(changed[0].vms) == ["Test2VM"]
     # Without --from, a single VM predicted default SNAT is attributed all the same.
     assert [f.kind for f in plain.findings].count("egress_ip_changed") == 1
+
+
+def test_analyze_records_on_a_lazy_scan_gives_the_same_report(analysis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from analyze.classify import CLASSIFIED_SCHEMA
+    from analyze.pipeline import analyze_records
+    from capture.schema import SCHEMA
+
+    path = tmp_path / "records.parquet"
+    analysis.connections.select(SCHEMA.names()).write_parquet(path)
+    again = analyze_records(pl.scan_parquet(path), analysis.inventory, analysis.predictions,
+                            allowlist=analysis.allowlist)  # fmt: skip
+    assert isinstance(again.rows, pl.LazyFrame)
+    assert [f.to_dict() | {"evidence": None} for f in again.findings] == [
+        f.to_dict() | {"evidence": None} for f in analysis.findings
+    ]
+    assert again.n_connections == 6 and again.addresses.height == 3
+    rows = again.connections
+    assert rows.columns == [*CLASSIFIED_SCHEMA.names(), "allowed", "findings"]
+    assert rows.sort("ts")["findings"].to_list() == analysis.connections.sort("ts")["findings"].to_list()
+
+
+def test_src_filter_takes_ipv6_and_cidrs(tmp_path: Path) -> None:
+    from analyze.pipeline import _src_filter
+
+    lf = pl.LazyFrame({"src_ip": ["2001:db8::1", "2001:db9::1", "10.1.2.3", "10.2.0.1", None, "junk"]})
+    def kept(spec: str) -> list[str | None]:
+        return _src_filter(lf, spec).collect()["src_ip"].to_list()
+    assert kept("2001:db8::/32") == ["2001:db8::1"]
+    assert kept("10.1.0.0/16") == ["10.1.2.3"]
+    assert kept("10.2.0.1") == ["10.2.0.1"]
+    assert _src_filter(lf, "10.0.0.0/8").collect_schema().names() == ["src_ip"]
+
+
+def test_a_records_folder_is_scanned_lazily_keeping_each_connection_s_latest_row(tmp_path: Path) -> None:
+    from tests.analyze.records_factory import frame, make_conn
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    open_row = make_conn(conn_id="Clong", src_ip=SNAT, state="open", ts=0)
+    frame(open_row, make_conn(conn_id=None, src_ip=LBVM_IP, ts=1)).write_parquet(folder / "records-1.parquet")
+    frame(open_row | {"state": "closed"}, make_conn(conn_id=None, src_ip=LBVM_IP, ts=2)).write_parquet(
+        folder / "records-2.parquet")
+    whole = run([str(folder)], INVENTORY, allowlist="web-app")
+    assert isinstance(whole.rows, pl.LazyFrame) and [e.kind for e in whole.evidence] == ["records", "records"]
+    got = whole.connections.select("src_ip", pl.col("state").cast(pl.String)).sort("src_ip", "state").rows()
+    assert got == [(LBVM_IP, "closed"), (LBVM_IP, "closed"), (SNAT, "closed")]  # one row of Clong: the latest
+    one = run([str(folder / "records-1.parquet")], INVENTORY)  # a file named alone is taken as it is
+    assert one.connections.select(pl.col("state").cast(pl.String)).sort("state")["state"].to_list() == ["closed", "open"]
+    (folder / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(Exception, match="bad.parquet"):
+        run([str(folder)], INVENTORY)

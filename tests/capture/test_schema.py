@@ -30,7 +30,7 @@ def test_vocabularies_are_the_design_tables() -> None:
     ]  # fmt: skip
     assert EGRESS_CLASS.categories.to_list() == [
         "lb_frontend", "instance_public_ip", "nat_gateway", "firewall", "default_snat",
-        "private", "forced_tunnel", "none", "external", "unknown",
+        "private", "forced_tunnel", "none", "local", "external", "unknown",
     ]  # fmt: skip
     assert EGRESS_VIA.categories.to_list() == ["outbound_rule", "lb_rule", "nat_rule"]
 
