@@ -1,9 +1,12 @@
 # cython: language_level=3, boundscheck=True, wraparound=False, initializedcheck=True
 """Compiled twin of ``capture/fastpath.py``: link, IP and transport headers into columns.
 
-One C loop over the packets of a chunk.  Every byte is read through a bounds-checked
-memoryview, and a header field is read only after the packet was found long enough to
-hold it, so nothing outside a packet's own captured bytes decides its fate.  The rules
+One C loop over the packets of a chunk.  Every byte is read through ``u8``/``u16``/...
+below, which check the index against the buffer and raise ``IndexError`` outside it (the
+same check as Cython's ``boundscheck``, done by hand because passing a memoryview to a
+helper costs two atomic reference-count updates per call); and a header field is read
+only after the packet was found long enough to hold it, so nothing outside a packet's
+own captured bytes decides its fate.  The rules
 (which packets are TCP/UDP rows, which are counted as skipped and why) are the ones
 ``capture.fastpath`` documents; ``tests/capture`` checks them against scapy and tshark.
 """
@@ -12,26 +15,40 @@ import numpy as np
 
 ctypedef const unsigned char[::1] Bytes
 
+cdef struct Buf:
+    const unsigned char* p
+    Py_ssize_t n
+
 cdef enum:
     ETH_IPV4 = 0x0800
     ETH_IPV6 = 0x86DD
 
 
-cdef inline unsigned int u8(Bytes b, Py_ssize_t p):
-    return b[p]
+cdef int out_of_bounds(Py_ssize_t p, Py_ssize_t k, Py_ssize_t n) except -1:
+    raise IndexError(f"read of {k} bytes at {p} outside a buffer of {n}")
 
 
-cdef inline unsigned int u16(Bytes b, Py_ssize_t p):
-    return (<unsigned int>b[p] << 8) | b[p + 1]
+cdef inline long long u8(const Buf* b, Py_ssize_t p) except -1:
+    if p < 0 or p + 1 > b.n:
+        out_of_bounds(p, 1, b.n)
+    return b.p[p]
 
 
-cdef inline unsigned long long u32(Bytes b, Py_ssize_t p):
-    return (<unsigned long long>b[p] << 24) | (<unsigned long long>b[p + 1] << 16) | \
-           (<unsigned long long>b[p + 2] << 8) | b[p + 3]
+cdef inline long long u16(const Buf* b, Py_ssize_t p) except -1:
+    if p < 0 or p + 2 > b.n:
+        out_of_bounds(p, 2, b.n)
+    return (<long long>b.p[p] << 8) | b.p[p + 1]
 
 
-cdef inline unsigned long long u64(Bytes b, Py_ssize_t p):
-    return (u32(b, p) << 32) | u32(b, p + 4)
+cdef inline long long u32(const Buf* b, Py_ssize_t p) except -1:
+    if p < 0 or p + 4 > b.n:
+        out_of_bounds(p, 4, b.n)
+    return (<long long>b.p[p] << 24) | (<long long>b.p[p + 1] << 16) | \
+           (<long long>b.p[p + 2] << 8) | b.p[p + 3]
+
+
+cdef inline unsigned long long u64(const Buf* b, Py_ssize_t p) except? 0:
+    return (<unsigned long long>u32(b, p) << 32) | <unsigned long long>u32(b, p + 4)
 
 
 def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
@@ -50,6 +67,9 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
         protocol of the non-TCP/UDP IP packets, ``unsupported`` a dict link type -> count.
     """
     cdef Py_ssize_t n = off.shape[0], blen = buf.shape[0]
+    cdef Buf bb
+    bb.n = blen
+    bb.p = &buf[0] if blen else NULL
     if caplen.shape[0] != n or linktype.shape[0] != n or (keep is not None and keep.shape[0] != n):
         raise ValueError("column lengths differ")
     rows_a = np.empty(n, dtype=np.int64)
@@ -95,11 +115,11 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
         if lt == 1:  # Ethernet, up to four 802.1Q / 802.1ad / QinQ tags
             pos = o + 12
             if pos + 2 <= e:
-                et = u16(buf, pos)
+                et = u16(&bb, pos)
                 for k in range(4):
                     if (et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200) and pos + 6 <= e:
                         pos += 4
-                        et = u16(buf, pos)
+                        et = u16(&bb, pos)
                     else:
                         break
                 net = pos + 2
@@ -107,15 +127,15 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
         elif lt == 113:  # Linux cooked (SLL)
             if c >= 16:
                 net = o + 16
-                etype = u16(buf, o + 14)
+                etype = u16(&bb, o + 14)
         elif lt == 276:  # Linux cooked v2 (SLL2)
             if c >= 20:
                 net = o + 20
-                etype = u16(buf, o)
+                etype = u16(&bb, o)
         elif lt == 12 or lt == 14 or lt == 101:  # raw IP: the version nibble says which
             if c >= 1:
                 net = o
-                et = u8(buf, o) >> 4
+                et = u8(&bb, o) >> 4
                 etype = ETH_IPV4 if et == 4 else (ETH_IPV6 if et == 6 else 0)
         elif lt == 228:
             net = o
@@ -125,20 +145,20 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
             etype = ETH_IPV6
         elif lt == 0 or lt == 108:  # BSD loopback: a 4-byte address family
             if c >= 4:
-                be = u32(buf, o)
-                le = (<unsigned long long>u8(buf, o)) | (<unsigned long long>u8(buf, o + 1) << 8) | \
-                     (<unsigned long long>u8(buf, o + 2) << 16) | (<unsigned long long>u8(buf, o + 3) << 24)
+                be = u32(&bb, o)
+                le = (<unsigned long long>u8(&bb, o)) | (<unsigned long long>u8(&bb, o + 1) << 8) | \
+                     (<unsigned long long>u8(&bb, o + 2) << 16) | (<unsigned long long>u8(&bb, o + 3) << 24)
                 # NULL is in the capturing host's byte order; LOOP is always network order.
                 fam = be if (lt == 108 or be < 256) else le
                 net = o + 4
                 etype = ETH_IPV4 if fam == 2 else (ETH_IPV6 if (fam == 24 or fam == 28 or fam == 30) else 0)
         elif lt == 239:  # NFLOG: walk the TLVs to NFULA_PAYLOAD (9), host byte order (LE)
             if o + 4 <= e:
-                family = u8(buf, o)
+                family = u8(&bb, o)
                 pos = o + 4
                 while pos + 4 <= e:
-                    tlv_len = u8(buf, pos) | (u8(buf, pos + 1) << 8)
-                    tlv_type = (u8(buf, pos + 2) | (u8(buf, pos + 3) << 8)) & 0x7FFF
+                    tlv_len = u8(&bb, pos) | (u8(&bb, pos + 1) << 8)
+                    tlv_type = (u8(&bb, pos + 2) | (u8(&bb, pos + 3) << 8)) & 0x7FFF
                     if tlv_len < 4:
                         break
                     if tlv_type == 9:
@@ -160,45 +180,45 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
         # --- network layer ----------------------------------------------------------------
         if etype == ETH_IPV4:
             is6 = False
-            if net + 20 > e or (u8(buf, net) >> 4) != 4:
+            if net + 20 > e or (u8(&bb, net) >> 4) != 4:
                 malformed += 1
                 continue
-            ihl = (u8(buf, net) & 15) * 4
+            ihl = (u8(&bb, net) & 15) * 4
             if ihl < 20:
                 malformed += 1
                 continue
-            frag = u16(buf, net + 6)
+            frag = u16(&bb, net + 6)
             if frag & 0x1FFF:
                 fragments += 1
                 continue
-            total = u16(buf, net + 2)
-            proto = u8(buf, net + 9)
+            total = u16(&bb, net + 2)
+            proto = u8(&bb, net + 9)
             l4 = net + ihl
             # total length 0 happens with TCP segmentation offload: use what was captured.
             l4len = (e - l4) if total == 0 else (total - ihl)
         elif etype == ETH_IPV6:
             is6 = True
-            if net + 40 > e or (u8(buf, net) >> 4) != 6:
+            if net + 40 > e or (u8(&bb, net) >> 4) != 6:
                 malformed += 1
                 continue
-            plen6 = u16(buf, net + 4)
-            nh = u8(buf, net + 6)
+            plen6 = u16(&bb, net + 4)
+            nh = u8(&bb, net + 6)
             l4 = net + 40
             nonfirst = False
             for k in range(8):  # extension headers: hop-by-hop, routing, dest. options, fragment, AH
                 if l4 + 8 > e:
                     break
                 if nh == 0 or nh == 43 or nh == 60:
-                    size = (u8(buf, l4 + 1) + 1) * 8
+                    size = (u8(&bb, l4 + 1) + 1) * 8
                 elif nh == 44:
                     size = 8
-                    if (u16(buf, l4 + 2) >> 3) != 0:
+                    if (u16(&bb, l4 + 2) >> 3) != 0:
                         nonfirst = True
                 elif nh == 51:
-                    size = (u8(buf, l4 + 1) + 2) * 4
+                    size = (u8(&bb, l4 + 1) + 2) * 4
                 else:
                     break
-                nh = u8(buf, l4)
+                nh = u8(&bb, l4)
                 l4 += size
             if nonfirst:
                 fragments += 1
@@ -213,19 +233,19 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
             if l4 + 20 > e:
                 malformed += 1
                 continue
-            hdr = (u8(buf, l4 + 12) >> 4) * 4
+            hdr = (u8(&bb, l4 + 12) >> 4) * 4
             if hdr < 20:
                 malformed += 1
                 continue
             plen = l4len - hdr
-            flags_c[r] = u8(buf, l4 + 13)
+            flags_c[r] = u8(&bb, l4 + 13)
             tcp += 1
         elif proto == 17:
             if l4 + 8 > e:
                 malformed += 1
                 continue
             hdr = 8
-            plen = <long long>u16(buf, l4 + 4) - 8
+            plen = <long long>u16(&bb, l4 + 4) - 8
             flags_c[r] = 0
             udp += 1
         else:
@@ -241,17 +261,17 @@ def decode(Bytes buf, const long long[::1] off, const long long[::1] caplen,
         rows[r] = i
         v6c[r] = is6
         if is6:
-            shi[r] = u64(buf, net + 8)
-            slo[r] = u64(buf, net + 16)
-            dhi[r] = u64(buf, net + 24)
-            dlo[r] = u64(buf, net + 32)
+            shi[r] = u64(&bb, net + 8)
+            slo[r] = u64(&bb, net + 16)
+            dhi[r] = u64(&bb, net + 24)
+            dlo[r] = u64(&bb, net + 32)
         else:
             shi[r] = 0
-            slo[r] = u32(buf, net + 12)
+            slo[r] = u32(&bb, net + 12)
             dhi[r] = 0
-            dlo[r] = u32(buf, net + 16)
-        sport[r] = u16(buf, l4)
-        dport[r] = u16(buf, l4 + 2)
+            dlo[r] = u32(&bb, net + 16)
+        sport[r] = u16(&bb, l4)
+        dport[r] = u16(&bb, l4 + 2)
         proto_c[r] = proto
         plen_c[r] = plen
         poff[r] = l4 + hdr

@@ -3,12 +3,14 @@
 
 ``pcapfile.CaptureFile`` keeps the files, windows, errors and messages; these functions
 only follow record lengths and gather each record's header fields into numpy arrays.
-Every read from the window is an index into a bounds-checked memoryview (``boundscheck``
-stays on: the bytes come from the file).  Specs: draft-ietf-opsawg-pcap,
+Every read from the window goes through ``rd16``/``rd32``, which check the index against
+the buffer and raise ``IndexError`` outside it (Cython's ``boundscheck`` check, done by
+hand: a memoryview passed to a helper costs atomic reference counting on every call).  Specs: draft-ietf-opsawg-pcap,
 draft-ietf-opsawg-pcapng (see ``pcapfile``'s docstring).
 """
 
 cimport cython
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -17,18 +19,37 @@ cdef extern from *:
 
 ctypedef const unsigned char[::1] Bytes
 
-cdef inline unsigned long long rd32(Bytes b, Py_ssize_t p, bint big):
-    if big:
-        return (<unsigned long long>b[p] << 24) | (<unsigned long long>b[p + 1] << 16) | \
-               (<unsigned long long>b[p + 2] << 8) | b[p + 3]
-    return (<unsigned long long>b[p + 3] << 24) | (<unsigned long long>b[p + 2] << 16) | \
-           (<unsigned long long>b[p + 1] << 8) | b[p]
+cdef struct Buf:
+    const unsigned char* p
+    Py_ssize_t n
 
 
-cdef inline unsigned int rd16(Bytes b, Py_ssize_t p, bint big):
+cdef int out_of_bounds(Py_ssize_t p, Py_ssize_t k, Py_ssize_t n) except -1:
+    raise IndexError(f"read of {k} bytes at {p} outside a buffer of {n}")
+
+
+cdef inline long long rd32(const Buf* b, Py_ssize_t p, bint big) except -1:
+    if p < 0 or p + 4 > b.n:
+        out_of_bounds(p, 4, b.n)
+    cdef const unsigned char* q = b.p + p
     if big:
-        return (<unsigned int>b[p] << 8) | b[p + 1]
-    return (<unsigned int>b[p + 1] << 8) | b[p]
+        return (<long long>q[0] << 24) | (<long long>q[1] << 16) | (<long long>q[2] << 8) | q[3]
+    return (<long long>q[3] << 24) | (<long long>q[2] << 16) | (<long long>q[1] << 8) | q[0]
+
+
+cdef inline long long rd16(const Buf* b, Py_ssize_t p, bint big) except -1:
+    if p < 0 or p + 2 > b.n:
+        out_of_bounds(p, 2, b.n)
+    if big:
+        return (<long long>b.p[p] << 8) | b.p[p + 1]
+    return (<long long>b.p[p + 1] << 8) | b.p[p]
+
+
+cdef inline Buf view(Bytes buf):
+    cdef Buf b
+    b.n = buf.shape[0]
+    b.p = &buf[0] if b.n else NULL
+    return b
 
 
 @cython.cdivision(True)
@@ -51,12 +72,13 @@ def walk_pcap(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long lim
     """
     if end > buf.shape[0] or pos < 0:
         raise ValueError("window outside the buffer")
+    cdef Buf bb = view(buf)
     cdef Py_ssize_t p = pos, n = 0
     cdef unsigned long long incl
     cdef long long bad = -1
     # First pass: count the records (only their lengths are read).
     while p + 16 <= end:
-        incl = rd32(buf, p + 8, big)
+        incl = rd32(&bb, p + 8, big)
         if <long long>incl > limit:
             bad = <long long>incl
             break
@@ -72,11 +94,11 @@ def walk_pcap(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long lim
     cdef Py_ssize_t i
     p = pos
     for i in range(n):
-        incl = rd32(buf, p + 8, big)
-        ts[i] = <long long>rd32(buf, p, big) * 1_000_000_000 + \
-            <long long>rd32(buf, p + 4, big) * ns_per_unit
+        incl = rd32(&bb, p + 8, big)
+        ts[i] = <long long>rd32(&bb, p, big) * 1_000_000_000 + \
+            <long long>rd32(&bb, p + 4, big) * ns_per_unit
         cap[i] = <long long>incl
-        wire[i] = <long long>rd32(buf, p + 12, big)
+        wire[i] = <long long>rd32(&bb, p + 12, big)
         off[i] = p + 16
         p += 16 + <Py_ssize_t>incl
     return p, off_a, cap_a, wire_a, ts_a, bad
@@ -111,6 +133,7 @@ def walk_pcapng(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long m
     """
     if end > buf.shape[0] or pos < 0:
         raise ValueError("window outside the buffer")
+    cdef Buf bb = view(buf)
     cdef Py_ssize_t nif = if_link.shape[0]
     if (if_snap.shape[0] != nif or if_mul.shape[0] != nif or if_div_hi.shape[0] != nif
             or if_div_lo.shape[0] != nif or if_off_hi.shape[0] != nif
@@ -136,8 +159,8 @@ def walk_pcapng(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long m
         if p + 12 > end:
             why = STOP_END
             break
-        btype = rd32(buf, p, big)
-        blen = rd32(buf, p + 4, big)
+        btype = rd32(&bb, p, big)
+        blen = rd32(&bb, p + 4, big)
         if btype != 6 and btype != 3 and btype != 2:
             why = STOP_BLOCK  # SHB (its byte order is read by the caller), IDB, others
             break
@@ -154,7 +177,7 @@ def walk_pcapng(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long m
             if nif == 0:
                 why = STOP_BAD_IFACE
                 break
-            wire = rd32(buf, body, big)
+            wire = rd32(&bb, body, big)
             cap = wire
             if cap > blen - 16:
                 cap = blen - 16
@@ -165,17 +188,17 @@ def walk_pcapng(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long m
             body += 4
         else:
             if btype == 6:
-                iface = rd32(buf, body, big)
-                hi = rd32(buf, body + 4, big)
-                lo = rd32(buf, body + 8, big)
-                cap = rd32(buf, body + 12, big)
-                wire = rd32(buf, body + 16, big)
+                iface = rd32(&bb, body, big)
+                hi = rd32(&bb, body + 4, big)
+                lo = rd32(&bb, body + 8, big)
+                cap = rd32(&bb, body + 12, big)
+                wire = rd32(&bb, body + 16, big)
             else:  # obsolete Packet Block: 16-bit interface, 16-bit drops count
-                iface = rd16(buf, body, big)
-                hi = rd32(buf, body + 4, big)
-                lo = rd32(buf, body + 8, big)
-                cap = rd32(buf, body + 12, big)
-                wire = rd32(buf, body + 16, big)
+                iface = rd16(&bb, body, big)
+                hi = rd32(&bb, body + 4, big)
+                lo = rd32(&bb, body + 8, big)
+                cap = rd32(&bb, body + 12, big)
+                wire = rd32(&bb, body + 16, big)
             if iface >= <unsigned long long>nif or cap > blen - 32:
                 why = STOP_BAD_IFACE
                 break
@@ -209,3 +232,96 @@ def walk_pcapng(Bytes buf, Py_ssize_t pos, Py_ssize_t end, bint big, long long m
         n += 1
         p += <Py_ssize_t>blen
     return p, why, off_a[:n], cap_a[:n], wire_a[:n], ts_a[:n], lt_a[:n], iface, cap
+
+
+# pcap out ---------------------------------------------------------------------------------
+
+def pcap_records(Bytes buf, const long long[::1] off, const long long[::1] caplen,
+                 const long long[::1] wirelen, const long long[::1] ts_ns):
+    """The pcap records (nanosecond, little-endian headers) of packets in ``buf``, as bytes.
+
+    The inverse of ``walk_pcap``: live capture writes its rotating pcaps with it, one
+    bytes object per batch rather than one write per packet.
+    """
+    cdef Py_ssize_t n = off.shape[0], i, total = 0, p = 0, c, o
+    if caplen.shape[0] != n or wirelen.shape[0] != n or ts_ns.shape[0] != n:
+        raise ValueError("column lengths differ")
+    cdef Buf bb = view(buf)
+    for i in range(n):
+        if caplen[i] < 0 or off[i] < 0 or off[i] + caplen[i] > bb.n:
+            raise IndexError(f"packet {i} lies outside the buffer")
+        total += 16 + caplen[i]
+    out = bytearray(total)
+    cdef unsigned char[::1] w = out
+    cdef unsigned long long sec, frac, wl
+    for i in range(n):
+        c = caplen[i]
+        o = off[i]
+        sec = <unsigned long long>(ts_ns[i] // 1_000_000_000)
+        frac = <unsigned long long>(ts_ns[i] % 1_000_000_000)
+        wl = <unsigned long long>wirelen[i]
+        put32(w, p, sec)
+        put32(w, p + 4, frac)
+        put32(w, p + 8, <unsigned long long>c)
+        put32(w, p + 12, wl)
+        if c:  # bounds checked above, for every packet
+            memcpy(&w[p + 16], bb.p + o, c)
+        p += 16 + c
+    return bytes(out)
+
+
+cdef inline void put32(unsigned char[::1] w, Py_ssize_t p, unsigned long long v):
+    w[p] = v & 0xFF
+    w[p + 1] = (v >> 8) & 0xFF
+    w[p + 2] = (v >> 16) & 0xFF
+    w[p + 3] = (v >> 24) & 0xFF
+
+
+# TPACKET_V3 ring blocks -----------------------------------------------------------------
+
+def walk_tpacket3(Bytes ring, Py_ssize_t block, Py_ssize_t block_size, bint skip_outgoing):
+    """The packets of one TPACKET_V3 ring block (linux/if_packet.h) that the kernel handed
+    over, as arrays pointing into ``ring``.
+
+    Block: ``tpacket_block_desc`` (version, offset_to_priv, then ``tpacket_hdr_v1``:
+    block_status, num_pkts, offset_to_first_pkt, ...).  Packet: ``tpacket3_hdr``
+    (tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net, ...),
+    followed by a ``sockaddr_ll`` at 48 bytes whose ``sll_pkttype`` (byte 10) says
+    whether the host sent it (PACKET_OUTGOING = 4).
+
+    Returns:
+        ``(off, caplen, wirelen, ts_ns, skipped)``: the packets, and how many outgoing
+        ones were left out (``skip_outgoing``: on loopback each packet is seen twice).
+    """
+    if block < 0 or block + block_size > ring.shape[0] or block_size < 48:
+        raise ValueError("block outside the ring")
+    cdef Buf bb = view(ring)
+    cdef long long npk = rd32(&bb, block + 12, False)
+    cdef Py_ssize_t p = block + rd32(&bb, block + 16, False), end = block + block_size
+    cdef Py_ssize_t i, k = 0, skipped = 0, mac
+    off_a = np.empty(npk, dtype=np.int64)
+    cap_a = np.empty(npk, dtype=np.int64)
+    wire_a = np.empty(npk, dtype=np.int64)
+    ts_a = np.empty(npk, dtype=np.int64)
+    cdef long long[::1] off = off_a, cap = cap_a, wire = wire_a, ts = ts_a
+    cdef long long nxt, snap
+    for i in range(npk):
+        if p < block or p + 48 + 12 > end:
+            raise ValueError("packet header outside its ring block")
+        nxt = rd32(&bb, p, False)
+        snap = rd32(&bb, p + 12, False)
+        mac = rd16(&bb, p + 24, False)
+        if p + mac + snap > end:
+            raise ValueError("packet data outside its ring block")
+        if skip_outgoing and ring[p + 48 + 10] == 4:
+            skipped += 1
+        else:
+            ts[k] = rd32(&bb, p + 4, False) * 1_000_000_000 + rd32(&bb, p + 8, False)
+            cap[k] = snap
+            wire[k] = rd32(&bb, p + 16, False)
+            off[k] = p + mac
+            k += 1
+        if nxt == 0:
+            break
+        p += nxt
+    return off_a[:k], cap_a[:k], wire_a[:k], ts_a[:k], skipped
