@@ -12,7 +12,7 @@ SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethto
 
 .PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke
 
-FUZZ_TARGETS := capture_fast capture_scapy inventory logs
+FUZZ_TARGETS := capture_fast capture_core capture_scapy inventory logs
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
 
