@@ -7,7 +7,8 @@ with different link types in one file).
 
 The reader never dissects packets: it yields ``Chunk``s, each a buffer plus numpy arrays
 of where every packet's data starts, its lengths, time and link type.  Memory is bounded
-by the chunk size, not the file size.
+by the chunk size, not the file size.  The walk over the records of a window runs in the
+compiled core ``capture/_walk.pyx``; this module keeps the files, windows and messages.
 """
 
 from __future__ import annotations
