@@ -243,20 +243,15 @@ class RingSource:
         self._held = []
         if not self._ready(self._next):
             ready, _, _ = select.select([self._sock], [], [], timeout)
-            if ready and not self._ready(self._next):
-                # Woken with no block: an error.  The interface went down: say so once and
-                # keep the ring; frames come again when it is back up (as tcpdump does).
+            if ready and not self._ready(self._next):  # woken with no block: an error
                 err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err == errno.ENETDOWN and not self.down:
-                    print(f"egresslens: {self.name} is down; waiting for it to come back", file=sys.stderr)
-                    self.down = True
-                elif err and err != errno.ENETDOWN:
+                if err and err != errno.ENETDOWN:
                     raise CaptureError(f"capture on {self.name}: {os.strerror(err)}")
             if not self._ready(self._next):
+                self._watch_link()  # idle: is the interface still up?
                 return None
         if self.down:
-            print(f"egresslens: {self.name} is up again", file=sys.stderr)
-            self.down = False
+            self._watch_link()
         parts = []
         while self._ready(self._next) and len(self._held) < self.BLOCKS:
             off, cap, wire, ts, _skipped = _walk.walk_tpacket3(
@@ -271,6 +266,21 @@ class RingSource:
             linktype=np.full(len(off), self.linktype, dtype=np.int32),
             index=np.zeros(len(off), dtype=np.int64),
         )  # fmt: skip
+
+    def _watch_link(self) -> None:
+        """Say once when the interface went down and when it is back (IFF_UP in sysfs).
+
+        The ring stays; frames come again when the interface is back up, as with tcpdump.
+        """
+        try:
+            up = bool(int(Path(f"/sys/class/net/{self.name}/flags").read_text(), 16) & 1)
+        except (OSError, ValueError):
+            return
+        if not up and not self.down:
+            print(f"egresslens: {self.name} is down; waiting for it to come back", file=sys.stderr)
+        elif up and self.down:
+            print(f"egresslens: {self.name} is up again", file=sys.stderr)
+        self.down = not up
 
     def kernel_counts(self) -> tuple[int, int] | None:
         try:
