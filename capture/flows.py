@@ -373,18 +373,27 @@ def finalize(
         ip_proto=c("proto"),
         origin=origin,
     )
+    # The app-layer parse runs once per distinct (first payloads, protocol): connections
+    # from the same client software open with the same bytes (SSH banners above all).
+    pay_cols = ["o_pay", "r_pay", "ip_proto"]
+    distinct = df.select(pay_cols).unique(maintain_order=True)
     apps = [
-        inspect(o, r, proto) if (o or r) else None
-        for o, r, proto in df.select("o_pay", "r_pay", "ip_proto").iter_rows()
+        inspect(o, r, proto) if (o or r) else None for o, r, proto in distinct.iter_rows()
     ]
     fields = (
         "service", "ssh_client", "ssh_server", "http_method", "http_host", "http_path",
         "http_status", "http_user_agent", "http_xff",
     )  # fmt: skip
-    app_cols = {
-        f: [getattr(a, f) if a else ("other" if f == "service" else None) for a in apps]
-        for f in fields
-    }
+    parsed = distinct.with_columns(
+        **{
+            f: pl.Series([getattr(a, f) if a else ("other" if f == "service" else None) for a in apps],
+                         dtype=pl.String if f != "http_status" else pl.Int64)
+            for f in fields
+        }
+    )  # fmt: skip
+    app_cols = df.select(pay_cols).join(
+        parsed, on=pay_cols, how="left", nulls_equal=True, maintain_order="left"
+    )
     origins = df["origin"].to_list()
     out = df.with_columns(
         conn_id=conn_uids(origins),
@@ -396,7 +405,7 @@ def finalize(
         ssh_user=pl.lit(None, dtype=pl.String),
         ssh_auth=pl.lit(None),
         ssh_method=pl.lit(None),
-        **{f: pl.Series(v) for f, v in app_cols.items()},
+        **{f: app_cols[f] for f in fields},
     )
     return out.select(
         [pl.col(name).cast(dtype) for name, dtype in SCHEMA.items()]
