@@ -12,7 +12,7 @@ SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethto
 
 .PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke
 
-FUZZ_TARGETS := capture_fast capture_scapy inventory logs
+FUZZ_TARGETS := capture_fast capture_core capture_scapy inventory logs
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
 
@@ -28,7 +28,9 @@ sysdeps:
 	  else echo "not root: missing system packages:$$missing (tests that need them are skipped)"; fi; \
 	fi
 
-$(BIN)/.installed: pyproject.toml
+# `pip install -e` also compiles the capture core (setup.py: Cython, gcc, Python headers);
+# a change to setup.py or any .pyx rebuilds it.
+$(BIN)/.installed: pyproject.toml setup.py $(wildcard capture/*.pyx capture/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -57,4 +59,4 @@ bench: sysdeps venv
 	$(BIN)/python bench/bench_capture.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info bench/out
+	rm -rf $(VENV) build *.egg-info bench/out capture/_*.c capture/*.so

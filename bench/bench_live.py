@@ -109,21 +109,30 @@ def _hwm(pid: int) -> float | None:
     return None
 
 
+TOOLS = ("egresslens", "egresslens-dumpcap", "egresslens-scapy", "tcpdump")
+"""``egresslens``: ``capture live`` with its default source, ``--backend ring`` (a TPACKET_V3
+ring walked and decoded in place by the compiled core); ``egresslens-dumpcap``: ``--backend
+tshark`` (dumpcap's ring, its pcap stream decoded in chunks); ``egresslens-scapy``:
+``--backend scapy`` (one recv per packet through scapy); ``tcpdump -w FILE``."""
+BACKENDS = {"egresslens": "ring", "egresslens-dumpcap": "tshark", "egresslens-scapy": "scapy"}
+
+
 def _argv(tool: str, lab: Lab, out: Path) -> list[str]:
-    if tool == "egresslens":
+    if tool.startswith("egresslens"):
+        backend = ["--backend", BACKENDS[tool]]
         return [sys.executable, "-m", "analyze", "capture", "live", "-i", lab.dest_iface, "--bpf", BPF,
-                "--out", str(out), "--observer", "bench"]  # fmt: skip
+                "--out", str(out), "--observer", "bench", *backend]  # fmt: skip
     return [which("tcpdump") or "tcpdump", "-i", lab.dest_iface, "-n", "-w", str(out / "tcpdump.pcap"), BPF]
 
 
 def _ready(tool: str, out: Path, err: Path) -> bool:
-    if tool == "egresslens":
+    if tool.startswith("egresslens"):
         return any(out.glob(".packets-*"))
     return "listening on" in err.read_text()
 
 
 def _counts(tool: str, err: str) -> tuple[int | None, int | None]:
-    if tool == "egresslens":
+    if tool.startswith("egresslens"):
         found = re.findall(r"kernel: ([\d,]+) received, ([\d,]+) dropped", err)
         if not found:
             return None, None
@@ -141,7 +150,7 @@ def step(lab: Lab, tool: str, rate: int, seconds: float, work: Path, warmup: boo
     with lab.background(_argv(tool, lab, out), stop_timeout=120) as bg:
         if not wait_for(lambda: _ready(tool, out, bg.stderr), 30):
             raise SystemExit(f"{tool} did not start: {bg.stderr.read_text()[-500:]}")
-        time.sleep(0.5)
+        time.sleep(3.0 if tool == "egresslens-dumpcap" else 0.5)  # dumpcap takes a moment
         if warmup:  # a trickle first, so that the tool's first-packet work (imports) is done
             lab.run_in(lab.ns_of(vm.name), [sys.executable, "-c", SENDER, vm.private_ip,
                                             lab.topology.dest_ip, "200", "1"], timeout=30, check=True)  # fmt: skip
@@ -168,7 +177,7 @@ def main() -> None:
     parser.add_argument("--rates", default=",".join(map(str, RATES)), help="SYN/s steps (comma-separated)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each step")
     parser.add_argument("--quick", action="store_true", help="1k and 5k SYN/s, 1 s each")
-    parser.add_argument("--tools", default="egresslens,tcpdump")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"any of {', '.join(TOOLS)}")
     parser.add_argument("--warmup", action="store_true",
                         help="send 200 SYNs at 200/s before each step (counted in the step's packets)")
     args = parser.parse_args()
@@ -194,7 +203,7 @@ def main() -> None:
                 f"    ip saddr {lab.topology.dest_ip} tcp sport {PORT} notrack\n  }}\n}}\n"))  # fmt: skip
             # Other work on the machine takes CPU from the capture tools: say how much there was.
             print("load average (1, 5, 15 min) at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-            print(f"{'tool':<11} {'rate/s':>8} {'sent':>8} {'reached/s':>10} {'kernel recv':>12} "
+            print(f"{'tool':<19} {'rate/s':>8} {'sent':>8} {'reached/s':>10} {'kernel recv':>12} "
                   f"{'dropped':>9} {'peak RSS':>9}", flush=True)  # fmt: skip
             for tool in tools:
                 bad = 0
@@ -202,7 +211,7 @@ def main() -> None:
                     s = step(lab, tool, rate, seconds, work, args.warmup)
                     results.append(s)
                     rss = f"{s.rss_mb:.0f} MB" if s.rss_mb else "?"
-                    print(f"{s.tool:<11} {s.rate:>8,} {s.sent:>8,} {s.achieved:>10,.0f} "
+                    print(f"{s.tool:<19} {s.rate:>8,} {s.sent:>8,} {s.achieved:>10,.0f} "
                           f"{s.received if s.received is not None else '?':>12} "
                           f"{s.dropped if s.dropped is not None else '?':>9} {rss:>9}", flush=True)  # fmt: skip
                     bad = bad + 1 if (s.dropped or 0) > 0 else 0

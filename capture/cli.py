@@ -262,8 +262,9 @@ def _read_inputs(
               help="Rotate files every TIME (60s, 5m) or SIZE of captured bytes (100MB).")
 @click.option("--duration", default=None, help="Stop after this long (30s, 5m).")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N packets.")
-@click.option("--backend", type=click.Choice(["scapy", "tshark"]), default="scapy", show_default=True,
-              help="scapy: AF_PACKET socket with a kernel BPF filter; tshark: through pyshark.")
+@click.option("--backend", type=click.Choice(["ring", "scapy", "tshark"]), default="ring", show_default=True,
+              help="ring: AF_PACKET TPACKET_V3 memory-mapped ring; scapy: AF_PACKET socket read "
+              "through scapy; tshark: Wireshark's dumpcap. All with a kernel BPF filter.")
 @click.option("--user", default=None, help="Drop root to this user once the socket is open (like tcpdump -Z).")
 @click.option("--observer", default=None, help="Host name recorded as observer (default: this host).")
 @click.option("--pcap/--no-pcap", default=True, show_default=True, help="Also keep the raw packets as rotating pcaps.")
@@ -291,6 +292,8 @@ def live_cmd(
         raise click.UsageError("give -i IFACE")
     elif backend == "tshark":
         source = live.TsharkSource(iface, bpf)
+    elif backend == "ring":
+        source = live.RingSource(iface, bpf)
     else:
         source = live.ScapySource(iface, bpf)
     out = Path(out_dir) if out_dir else None

@@ -18,8 +18,10 @@ The rules (both builders below implement them; tests check they agree):
 * The service and app-layer fields come from the first payload segment of each direction
   (``capture.appproto``).
 
-``ChunkedBuilder`` does this with polars over whole chunks (the fast path);
-``FlowTable`` does it packet by packet for the scapy / tshark / live backends.
+``ChunkedBuilder`` does this over whole decoded chunks in the compiled core
+(``capture/_flows.pyx``: saved captures and live capture); ``FlowTable`` does it packet by
+packet in Python for the scapy / tshark backends, and is the reference the tests compare
+the compiled core with.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from capture.fastpath import Decoded
 from capture.packets import ACK, FIN, PAYLOAD_HEAD, RST, SYN, TCP, PacketRecord, ip_text
 from capture.schema import SCHEMA
 
-KEY: Final = ["v6", "a_hi", "a_lo", "b_hi", "b_lo", "pa", "pb", "proto"]
+try:
+    from capture import _flows
+except ImportError as exc:  # pragma: no cover - a checkout that was never built
+    raise ImportError(
+        "egresslens' compiled capture core is not built: run `pip install -e .` "
+        "(or `make venv`) in the repository"
+    ) from exc
 
 AGG_SCHEMA: Final = pl.Schema(
     {
@@ -85,7 +93,7 @@ def is_synack(flags: int) -> bool:
 
 
 class FlowTable:
-    """Connections built one ``PacketRecord`` at a time (reference and live backends).
+    """Connections built one ``PacketRecord`` at a time (the scapy / tshark backends).
 
     For live capture, ``drain`` hands out the connections touched since the last call and
     forgets those that are over, so memory follows the open connections, not the run.
@@ -192,206 +200,75 @@ def _agg_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 
 class ChunkedBuilder:
-    """Connections built from ``Decoded`` chunks with polars: no Python loop per packet.
+    """Connections built from ``Decoded`` chunks by the compiled core (``capture/_flows.pyx``).
 
-    State carried between chunks, per flow: the connection its last packet belonged to and
-    whether a FIN/RST came since its last pure SYN.  Per connection: running aggregates.
+    No Python object per packet: the core keeps a hash table of flows and an array of
+    running per-connection aggregates; only each direction's first payload becomes bytes.
+    Saved captures call ``aggregates`` once at the end; live capture calls ``drain`` at
+    each rotation, so memory follows the open connections, not the run.
     """
 
     def __init__(self) -> None:
-        self._carry = pl.DataFrame(
-            schema={**{k: _KEY_TYPES[k] for k in KEY}, "c_conn": pl.Int64, "c_closed": pl.Boolean}
-        )
-        self._aggs: pl.DataFrame | None = None
-        self._payloads: dict[tuple[int, bool], bytes] = {}
-        self._next = 0
+        self._acc = _flows.Accounting(PAYLOAD_HEAD)
 
-    def add(self, d: Decoded, buf: bytes) -> None:
+    def __len__(self) -> int:
+        return len(self._acc)
+
+    @property
+    def created(self) -> int:
+        """Connections started so far, including those already drained and forgotten."""
+        return int(self._acc.created)
+
+    def add(self, d: Decoded, buf: Any) -> None:
         """Account a decoded chunk; ``buf`` is the chunk buffer its payload offsets point into."""
         if len(d.index) == 0:
             return
-        ab = (d.src_hi < d.dst_hi) | (
-            (d.src_hi == d.dst_hi)
-            & ((d.src_lo < d.dst_lo) | ((d.src_lo == d.dst_lo) & (d.sport <= d.dport)))
-        )
-        pk = pl.DataFrame(
-            {
-                "index": d.index,
-                "ts": d.ts_ns,
-                "v6": d.v6,
-                "a_hi": np.where(ab, d.src_hi, d.dst_hi),
-                "a_lo": np.where(ab, d.src_lo, d.dst_lo),
-                "b_hi": np.where(ab, d.dst_hi, d.src_hi),
-                "b_lo": np.where(ab, d.dst_lo, d.src_lo),
-                "pa": np.where(ab, d.sport, d.dport),
-                "pb": np.where(ab, d.dport, d.sport),
-                "proto": d.proto,
-                "ab": ab,
-                "flags": d.flags,
-                "plen": d.plen,
-                "row": np.arange(len(d.index), dtype=np.int64),
-            }
-        )
-        tcp = pl.col("proto") == TCP
-        flags = pl.col("flags")
-        pk = pk.with_columns(
-            syn=tcp & ((flags & (SYN | ACK | RST | FIN)) == SYN),
-            closer=tcp & ((flags & (FIN | RST)) != 0),
-        ).join(self._carry, on=KEY, how="left", maintain_order="left")
-
-        # Window functions over one hashed column are much cheaper than over the eight key
-        # columns.  The hash is trusted only when it separates every flow of the chunk (as
-        # many distinct hashes as flows); otherwise the chunk is redone on the key itself.
-        pk = pk.with_columns(fid=_flow_hash())
-        segmented, carry = self._segment(pk, "fid")
-        if carry.height != segmented["fid"].n_unique():
-            segmented, carry = self._segment(pk, KEY)
-        pk = segmented
-        n_new = int(pk["new"].sum())
-        self._carry = pl.concat(
-            [self._carry.join(carry, on=KEY, how="anti"), carry], how="vertical"
-        )
-
-        ab_c = pl.col("ab")
-        payload = pl.col("plen") > 0
-        is_fin = (flags & FIN) != 0
-        is_rst = (flags & RST) != 0
-        is_synack = tcp & ((flags & (SYN | ACK | RST)) == (SYN | ACK))
-        agg = pk.group_by("conn").agg(
-            pl.col("index").min().alias("first_index"),
-            pl.col("ts").sort_by("index").first().alias("first_ts"),
-            pl.col("ts").max().alias("max_ts"),
-            *[pl.col(k).first() for k in KEY],
-            ab_c.sort_by("index").first().alias("first_ab"),
-            pl.col("syn").sort_by("index").first().alias("first_syn"),
-            ab_c.sum().cast(pl.Int64).alias("pkts_ab"),
-            (~ab_c).sum().cast(pl.Int64).alias("pkts_ba"),
-            pl.col("plen").filter(ab_c).sum().alias("bytes_ab"),
-            pl.col("plen").filter(~ab_c).sum().alias("bytes_ba"),
-            (is_fin & ab_c).any().alias("fin_ab"),
-            (is_fin & ~ab_c).any().alias("fin_ba"),
-            (is_rst & ab_c).any().alias("rst_ab"),
-            (is_rst & ~ab_c).any().alias("rst_ba"),
-            (is_synack & ab_c).any().alias("synack_ab"),
-            (is_synack & ~ab_c).any().alias("synack_ba"),
-            pl.col("row").filter(payload & ab_c).min().alias("prow_ab"),
-            pl.col("row").filter(payload & ~ab_c).min().alias("prow_ba"),
-        )
-        self._take_payloads(agg, d, buf)
-        agg = agg.drop("prow_ab", "prow_ba")
-        self._next += n_new
-        if self._aggs is None:
-            self._aggs = agg
-        else:
-            self._aggs = _merge(pl.concat([self._aggs, agg], how="vertical"))
-
-    def _segment(self, pk: pl.DataFrame, flow: str | list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Assign each packet its connection number (``conn``), windows grouped by ``flow``.
-
-        Returns:
-            (packets with ``conn`` and ``new``, the per-flow carry for the next chunk)
-        """
-        seen = pl.col("c_conn").is_not_null()
-        rn = pl.int_range(pl.len()).over(flow)
-        cc = pl.col("closer").cast(pl.Int64).cum_sum().over(flow)
-        pk = pk.with_columns(rn=rn, cc=cc)
-        last_syn_cc = (
-            pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).forward_fill().shift(1)
-        ).over(flow)
-        cc_before = pl.col("cc") - pl.col("closer").cast(pl.Int64)
-        since = (
-            pl.when(last_syn_cc.is_null())
-            .then(cc_before + pl.col("c_closed").fill_null(False).cast(pl.Int64))
-            .otherwise(cc_before - last_syn_cc)
-        )
-        seen_before = seen | (pl.col("rn") > 0)
-        new = (pl.col("syn") & (~seen_before | (since > 0))) | (~seen & (pl.col("rn") == 0))
-        pk = pk.with_columns(new=new)
-        # Number new connections in packet order over the whole chunk, then spread each
-        # number over the rest of its flow's packets until the flow's next new connection.
-        pk = pk.with_columns(
-            new_no=pl.when(pl.col("new")).then(
-                self._next + pl.col("new").cast(pl.Int64).cum_sum() - 1
-            )
-        )
-        pk = pk.with_columns(
-            conn=pl.col("new_no").forward_fill().over(flow).fill_null(pl.col("c_conn"))
-        )
-
-        # Carry for the next chunk: each flow's current connection and close flag.
-        last_syn = pl.when(pl.col("syn")).then(pl.col("cc")).otherwise(None).drop_nulls().last()
-        total = pl.col("cc").last()
-        carry = pk.group_by(KEY).agg(
-            c_conn=pl.col("conn").last(),
-            c_closed=pl.when(last_syn.is_null())
-            .then(pl.col("c_closed").first().fill_null(False) | (total > 0))
-            .otherwise((total - last_syn) > 0),
-        )
-        return pk, carry
-
-    def _take_payloads(self, agg: pl.DataFrame, d: Decoded, buf: bytes) -> None:
-        pay_off, pay_cap = d.pay_off, d.pay_cap
-        for conn, prow_ab, prow_ba in agg.select("conn", "prow_ab", "prow_ba").iter_rows():
-            for direction, prow in ((True, prow_ab), (False, prow_ba)):
-                if prow is None or (conn, direction) in self._payloads:
-                    continue
-                start = int(pay_off[prow])
-                self._payloads[conn, direction] = buf[start : start + min(int(pay_cap[prow]), PAYLOAD_HEAD)]
+        self._acc.add(
+            buf, d.index, d.ts_ns, d.v6.view(np.uint8), d.src_hi, d.src_lo, d.dst_hi,
+            d.dst_lo, d.sport, d.dport, d.proto, d.flags, d.plen, d.pay_off, d.pay_cap,
+        )  # fmt: skip
 
     def aggregates(self) -> pl.DataFrame:
         """The connections so far, in ``AGG_SCHEMA``."""
-        if self._aggs is None:
-            return AGG_SCHEMA.to_frame()
-        aggs = self._aggs.sort("conn")
-        a_ip = _ip_text(aggs["v6"], aggs["a_hi"], aggs["a_lo"])
-        b_ip = _ip_text(aggs["v6"], aggs["b_hi"], aggs["b_lo"])
-        conns = aggs["conn"].to_list()
-        pay_ab = [self._payloads.get((c, True)) for c in conns]
-        pay_ba = [self._payloads.get((c, False)) for c in conns]
-        return aggs.with_columns(
-            a_ip=a_ip,
-            b_ip=b_ip,
-            payload_ab=pl.Series(pay_ab, dtype=pl.Binary),
-            payload_ba=pl.Series(pay_ba, dtype=pl.Binary),
-        ).select(AGG_SCHEMA.names()).cast(dict(AGG_SCHEMA))
+        return _columns_frame(self._acc.aggregates())
+
+    def drain(self, *, now_ns: int, idle_ns: int) -> tuple[pl.DataFrame, set[int]]:
+        """As ``FlowTable.drain``: connections touched since the last drain, and those over."""
+        cols, over = self._acc.drain(now_ns, idle_ns)
+        return _columns_frame(cols), set(cols["conn"][over].tolist())
 
 
-_KEY_TYPES: Final = {
-    "v6": pl.Boolean,
-    "a_hi": pl.UInt64,
-    "a_lo": pl.UInt64,
-    "b_hi": pl.UInt64,
-    "b_lo": pl.UInt64,
-    "pa": pl.Int64,
-    "pb": pl.Int64,
-    "proto": pl.Int64,
-}
+def _columns_frame(cols: dict[str, Any]) -> pl.DataFrame:
+    """The compiled core's columns as a frame in ``AGG_SCHEMA`` (address texts added)."""
+    if len(cols["conn"]) == 0:
+        return AGG_SCHEMA.to_frame()
+    v6, a_hi, a_lo, b_hi, b_lo = (cols.pop(k) for k in ("v6", "a_hi", "a_lo", "b_hi", "b_lo"))
+    cols["a_ip"] = _ip_text(v6, a_hi, a_lo)
+    cols["b_ip"] = _ip_text(v6, b_hi, b_lo)
+    cols["payload_ab"] = pl.Series(cols["payload_ab"], dtype=pl.Binary)
+    cols["payload_ba"] = pl.Series(cols["payload_ba"], dtype=pl.Binary)
+    return pl.DataFrame(cols).select(AGG_SCHEMA.names()).cast(dict(AGG_SCHEMA))
 
 
-def _flow_hash() -> pl.Expr:
-    """One 64-bit value per flow key (see ``ChunkedBuilder.add`` for why it stays exact)."""
-    return pl.struct(KEY).hash()
+def _ip_text(v6: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> pl.Series:
+    """Canonical address text from the (v6, hi, lo) integer form, one row per connection.
 
-
-def _merge(aggs: pl.DataFrame) -> pl.DataFrame:
-    """Combine partial aggregates of the same connection from several chunks."""
-    order = pl.col("first_index")
-    return aggs.group_by("conn").agg(
-        order.min(),
-        pl.col("first_ts").sort_by(order).first(),
-        pl.col("max_ts").max(),
-        *[pl.col(k).first() for k in KEY],
-        pl.col("first_ab").sort_by(order).first(),
-        pl.col("first_syn").sort_by(order).first(),
-        *[pl.col(c).sum() for c in _FLAG_SUMS],
-        *[pl.col(c).any() for c in _FLAG_ANYS],
+    IPv4 is formatted by polars over the whole column; IPv6 once per distinct address.
+    """
+    df = pl.DataFrame({"v6": v6, "hi": hi, "lo": lo}, schema={"v6": pl.Boolean, "hi": pl.UInt64, "lo": pl.UInt64})
+    lo_c = pl.col("lo")
+    quad = pl.concat_str(
+        [((lo_c // (1 << s)) % 256).cast(pl.String) for s in (24, 16, 8, 0)], separator="."
     )
-
-
-def _ip_text(v6: pl.Series, hi: pl.Series, lo: pl.Series) -> pl.Series:
-    """Canonical address text from the (v6, hi, lo) integer form."""
-    texts = [ip_text(a, h, low) for a, h, low in zip(v6.to_list(), hi.to_list(), lo.to_list(), strict=True)]
-    return pl.Series(texts, dtype=pl.String)
+    out = df.with_columns(text=pl.when(~pl.col("v6")).then(quad))
+    if bool(v6.any()):
+        uniq = df.filter("v6").select("hi", "lo").unique()
+        texts = [ip_text(True, h, low) for h, low in uniq.iter_rows()]
+        uniq = uniq.with_columns(text6=pl.Series(texts, dtype=pl.String))
+        out = out.join(uniq, on=["hi", "lo"], how="left", maintain_order="left").with_columns(
+            text=pl.coalesce("text", "text6")
+        )
+    return out["text"]
 
 
 # --- aggregates -> records ----------------------------------------------------------------
@@ -401,6 +278,23 @@ def conn_uid(origin: str) -> str:
     """A stable Zeek-like id for the connection whose first packet is ``origin``."""
     digest = hashlib.blake2b(origin.encode(), digest_size=10).digest()
     return "C" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+_B32: Final = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
+
+
+def conn_uids(origins: list[str]) -> pl.Series:
+    """``conn_uid`` of many origins at once: the hashing per row (C), the base32 text of
+    the 10-byte digests for the whole column with numpy (``base64`` is a Python loop)."""
+    if not origins:
+        return pl.Series([], dtype=pl.String)
+    blake = hashlib.blake2b
+    digests = b"".join([blake(o.encode(), digest_size=10).digest() for o in origins])
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8)).reshape(-1, 16, 5)
+    values = bits @ np.array([16, 8, 4, 2, 1], dtype=np.uint8)
+    text = np.full((len(origins), 17), ord("C"), dtype=np.uint8)
+    text[:, 1:] = _B32[values]
+    return pl.Series("conn_id", text.view("S17").ravel().astype("U17"), dtype=pl.String)
 
 
 def finalize(
@@ -479,21 +373,30 @@ def finalize(
         ip_proto=c("proto"),
         origin=origin,
     )
+    # The app-layer parse runs once per distinct (first payloads, protocol): connections
+    # from the same client software open with the same bytes (SSH banners above all).
+    pay_cols = ["o_pay", "r_pay", "ip_proto"]
+    distinct = df.select(pay_cols).unique(maintain_order=True)
     apps = [
-        inspect(o, r, proto) if (o or r) else None
-        for o, r, proto in df.select("o_pay", "r_pay", "ip_proto").iter_rows()
+        inspect(o, r, proto) if (o or r) else None for o, r, proto in distinct.iter_rows()
     ]
     fields = (
         "service", "ssh_client", "ssh_server", "http_method", "http_host", "http_path",
         "http_status", "http_user_agent", "http_xff",
     )  # fmt: skip
-    app_cols = {
-        f: [getattr(a, f) if a else ("other" if f == "service" else None) for a in apps]
-        for f in fields
-    }
+    parsed = distinct.with_columns(
+        **{
+            f: pl.Series([getattr(a, f) if a else ("other" if f == "service" else None) for a in apps],
+                         dtype=pl.String if f != "http_status" else pl.Int64)
+            for f in fields
+        }
+    )  # fmt: skip
+    app_cols = df.select(pay_cols).join(
+        parsed, on=pay_cols, how="left", nulls_equal=True, maintain_order="left"
+    )
     origins = df["origin"].to_list()
     out = df.with_columns(
-        conn_id=pl.Series([conn_uid(o) for o in origins], dtype=pl.String),
+        conn_id=conn_uids(origins),
         ts=pl.from_epoch(c("ts") // 1000, time_unit="us").dt.replace_time_zone("UTC"),
         duration=pl.duration(microseconds=c("dur") // 1000),
         observer=pl.lit(observer, dtype=pl.String),
@@ -503,7 +406,7 @@ def finalize(
         ssh_user=pl.lit(None, dtype=pl.String),
         ssh_auth=pl.lit(None),
         ssh_method=pl.lit(None),
-        **{f: pl.Series(v) for f, v in app_cols.items()},
+        **{f: app_cols[f] for f in fields},
     )
     return out.select(
         [pl.col(name).cast(dtype) for name, dtype in SCHEMA.items()]

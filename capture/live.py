@@ -1,11 +1,16 @@
 """Live capture on the destination host: packets -> rotating records folder (+ pcaps).
 
-Packet sources sit behind one small seam (``PacketSource``): ``ScapySource`` reads a
-Linux AF_PACKET socket through scapy with the BPF filter attached in the kernel (only
-matching packets reach Python); ``TsharkSource`` runs tshark through pyshark;
-``ReplaySource`` replays a saved capture and is the test double.  Frames are decoded in
-small batches by the same vectorized decoder as saved captures and accounted in a
-``FlowTable``; each rotation writes the connections touched since the last one.
+Packet sources sit behind one small seam (``PacketSource``), each handing over batches of
+frames as a ``pcapfile.Chunk`` (a buffer plus per-frame offset, length and time arrays):
+``RingSource`` (the default) maps a TPACKET_V3 ring of an AF_PACKET socket, as libpcap
+does, and hands over the frames of whole ring blocks in place; ``ScapySource`` reads a Linux AF_PACKET socket opened by scapy with the BPF filter
+attached in the kernel (only matching packets reach Python); ``TsharkSource`` runs
+Wireshark's capture engine ``dumpcap`` (libpcap's memory-mapped TPACKET_V3 ring, the
+filter in the kernel) and reads its pcap stream in whole chunks, with no Python object
+per packet; ``ReplaySource`` replays a saved capture and is the test double.  Every batch
+goes through the same compiled decoder and connection accounting as saved captures
+(``fastpath.decode``, ``flows.ChunkedBuilder``); each rotation writes the connections
+touched since the last one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import datetime as dt
 import errno
 import os
 import pwd
+import re
 import select
 import signal
 import socket
@@ -21,7 +27,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
@@ -29,11 +35,12 @@ from typing import IO, Any, Final, Protocol
 import numpy as np
 import polars as pl
 
+from capture import _walk
 from capture.errors import CaptureError, InterfaceError, PermissionDenied, UsageError
 from capture.fastpath import decode
-from capture.flows import FlowTable, finalize
+from capture.flows import ChunkedBuilder, finalize
 from capture.output import atomic_write_parquet
-from capture.packets import PAYLOAD_HEAD, DecodeStats, PacketRecord, ip_text
+from capture.packets import DecodeStats
 from capture.pcapfile import Chunk
 
 BATCH: Final = 4096
@@ -44,6 +51,18 @@ POLL_S: Final = 0.2
 IDLE_S: Final = 900
 """A connection with no packet for this long is written as over and forgotten."""
 ARPHRD_TO_LINKTYPE: Final = {1: 1, 772: 1, 65534: 101, 776: 101, 778: 101, 519: 101}
+RING_TIMEOUT_MS: Final = 50
+"""A ring block not yet full is handed over after this long (quiet links stay live)."""
+# linux/if_packet.h, linux/if_ether.h, asm-generic/socket.h
+_SOL_PACKET: Final = 263
+_PACKET_RX_RING: Final = 5
+_PACKET_STATISTICS: Final = 6
+_PACKET_VERSION: Final = 10
+_TPACKET_V3: Final = 2
+_TP_STATUS_KERNEL: Final = 0
+_TP_STATUS_USER: Final = 1
+_SO_ATTACH_FILTER: Final = 26
+_ETH_P_ALL: Final = 0x0003
 
 Frame = tuple[int, bytes, int]
 """(time in ns, captured bytes, length on the wire)."""
@@ -55,8 +74,9 @@ class PacketSource(Protocol):
     linktype: int
     name: str
 
-    def frames(self, timeout: float) -> list[Frame]:
-        """Frames that arrived, waiting at most ``timeout`` seconds for the first."""
+    def batch(self, timeout: float) -> Chunk | None:
+        """Frames that arrived (``index`` not yet numbered), waiting at most ``timeout``
+        seconds for the first; None when nothing came."""
 
     def kernel_counts(self) -> tuple[int, int] | None:
         """(received, dropped) by the kernel since the last call, or None if unknown."""
@@ -111,7 +131,10 @@ class ScapySource:
 
         self._last_ts = get_last_packet_timestamp
 
-    def frames(self, timeout: float) -> list[Frame]:
+    def batch(self, timeout: float) -> Chunk | None:
+        return frames_chunk(self._frames(timeout), self.linktype)
+
+    def _frames(self, timeout: float) -> list[Frame]:
         out: list[Frame] = []
         ready, _, _ = select.select([self._fd], [], [], timeout)
         if not ready:
@@ -154,6 +177,128 @@ class ScapySource:
         self._sock.close()
 
 
+class RingSource:
+    """An AF_PACKET socket with a TPACKET_V3 memory-mapped ring, as libpcap opens it.
+
+    The kernel writes frames into blocks of a ring shared with this process (64 MiB, the
+    budget the other sources get as a socket buffer) and hands a block over when it is full
+    or ``RING_TIMEOUT_MS`` old; the BPF filter runs in the kernel before any copy.  A batch
+    is the frames of every block handed over, walked in the compiled core
+    (``_walk.walk_tpacket3``) and decoded straight out of the ring: no system call and no
+    Python object per packet.  The blocks go back to the kernel at the next ``batch``.
+    Kernel counts: PACKET_STATISTICS (received includes dropped).
+    """
+
+    BLOCK = 1 << 20
+    BLOCKS = RCVBUF // BLOCK
+    FRAME = 1 << 11
+
+    def __init__(self, iface: str, bpf: str | None) -> None:
+        import ctypes
+        import mmap
+
+        self.name = iface
+        self.linktype = linktype_of(iface)
+        self._loopback = Path(f"/sys/class/net/{iface}/type").read_text().strip() == "772"
+        prog = None
+        if bpf:
+            from capture.bpf import Filter
+
+            prog = Filter(bpf)._compile(self.linktype)  # a clear error before opening anything
+        try:
+            # Protocol 0: nothing arrives until bind(), after the filter is attached, so no
+            # unfiltered frame slips into the ring.
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError:
+            raise PermissionDenied(f"capturing on {iface} needs root or CAP_NET_RAW (try sudo)") from None
+        try:
+            self._sock.setsockopt(_SOL_PACKET, _PACKET_VERSION, struct.pack("i", _TPACKET_V3))
+            req = struct.pack(
+                "7I", self.BLOCK, self.BLOCKS, self.FRAME, self.BLOCK * self.BLOCKS // self.FRAME,
+                RING_TIMEOUT_MS, 0, 0,
+            )  # fmt: skip
+            self._sock.setsockopt(_SOL_PACKET, _PACKET_RX_RING, req)
+            self._ring = mmap.mmap(self._sock.fileno(), self.BLOCK * self.BLOCKS,
+                                   mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)  # fmt: skip
+            if prog is not None:  # struct sock_fprog: u16 length, pointer to the instructions
+                fprog = struct.pack("HxxxxxxQ", prog.bf_len, ctypes.cast(prog.bf_insns, ctypes.c_void_p).value or 0)
+                self._sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+                self._prog = prog  # the kernel copied it; kept for as long as the socket anyway
+            self._sock.bind((iface, _ETH_P_ALL))
+        except OSError as exc:
+            self._sock.close()
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise InterfaceError(f"no such interface: {iface}") from exc
+            raise InterfaceError(f"cannot capture on {iface}: {exc.strerror or exc}") from exc
+        self._next = 0  # the block the kernel fills next
+        self._held: list[int] = []  # blocks handed out in the last batch
+        self.down = False
+
+    def _ready(self, block: int) -> bool:
+        return bool(struct.unpack_from("I", self._ring, block * self.BLOCK + 8)[0] & _TP_STATUS_USER)
+
+    def batch(self, timeout: float) -> Chunk | None:
+        for block in self._held:  # the previous batch is done with: back to the kernel
+            struct.pack_into("I", self._ring, block * self.BLOCK + 8, _TP_STATUS_KERNEL)
+        self._held = []
+        if not self._ready(self._next):
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+            if ready and not self._ready(self._next):  # woken with no block: an error
+                err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err and err != errno.ENETDOWN:
+                    raise CaptureError(f"capture on {self.name}: {os.strerror(err)}")
+            if not self._ready(self._next):
+                self._watch_link()  # idle: is the interface still up?
+                return None
+        if self.down:
+            self._watch_link()
+        parts = []
+        while self._ready(self._next) and len(self._held) < self.BLOCKS:
+            off, cap, wire, ts, _skipped = _walk.walk_tpacket3(
+                self._ring, self._next * self.BLOCK, self.BLOCK, self._loopback
+            )
+            parts.append((off, cap, wire, ts))
+            self._held.append(self._next)
+            self._next = (self._next + 1) % self.BLOCKS
+        off, cap, wire, ts = (np.concatenate(c) for c in zip(*parts, strict=True))
+        return Chunk(
+            buf=self._ring, off=off, caplen=cap, wirelen=wire, ts_ns=ts,
+            linktype=np.full(len(off), self.linktype, dtype=np.int32),
+            index=np.zeros(len(off), dtype=np.int64),
+        )  # fmt: skip
+
+    def _watch_link(self) -> None:
+        """Say once when the interface went down and when it is back (IFF_UP in sysfs).
+
+        The ring stays; frames come again when the interface is back up, as with tcpdump.
+        """
+        try:
+            up = bool(int(Path(f"/sys/class/net/{self.name}/flags").read_text(), 16) & 1)
+        except (OSError, ValueError):
+            return
+        if not up and not self.down:
+            print(f"egresslens: {self.name} is down; waiting for it to come back", file=sys.stderr)
+        elif up and self.down:
+            print(f"egresslens: {self.name} is up again", file=sys.stderr)
+        self.down = not up
+
+    def kernel_counts(self) -> tuple[int, int] | None:
+        try:
+            raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 12)  # tpacket_stats_v3
+        except OSError:
+            return None
+        received, dropped, _freeze = struct.unpack("III", raw)
+        return received, dropped
+
+    def close(self) -> None:
+        self._held = []
+        self._sock.close()
+        try:
+            self._ring.close()
+        except BufferError:  # a numpy view of a batch is still alive: the GC unmaps it later
+            pass
+
+
 class TsharkSource:
     """Wireshark's capture engine: ``dumpcap`` (what tshark and pyshark's ``LiveCapture``
     run underneath) with the BPF filter in the kernel, its pcap stream read from a pipe.
@@ -180,9 +325,14 @@ class TsharkSource:
             from capture.bpf import Filter
 
             Filter(bpf)._compile(self.linktype)
-        argv = [dumpcap, "-q", "-i", iface, "-P", "-w", "-"] + (["-f", bpf] if bpf else [])
+        # -B: libpcap's ring of 64 MiB (its default, 2 MiB, holds a fraction of a second at
+        # high rates); -P: pcap, which the chunked reader walks as it arrives.
+        argv = [dumpcap, "-q", "-i", iface, "-B", str(RCVBUF >> 20), "-P", "-w", "-"]
+        argv += ["-f", bpf] if bpf else []
         self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self._queue: queue.Queue[list[Frame] | BaseException | None] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=1000)
+        self._stopping = False
+        self._counts: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._pump, name="egresslens-dumpcap", daemon=True)
         self._thread.start()
 
@@ -192,14 +342,10 @@ class TsharkSource:
         try:
             stream = self._proc.stdout
             assert stream is not None
-            with CaptureFile(f"dumpcap:{self.name}", chunk_bytes=1 << 16, stream=stream) as cf:
-                for chunk in cf.chunks():
-                    buf = chunk.buf
-                    self._queue.put([
-                        (int(t), bytes(buf[o : o + c]), int(w))
-                        for t, o, c, w in zip(chunk.ts_ns, chunk.off, chunk.caplen, chunk.wirelen, strict=True)
-                    ])  # fmt: skip
-        except BaseException as exc:  # handed to frames(), with dumpcap's own words
+            with CaptureFile(f"dumpcap:{self.name}", chunk_bytes=1 << 20, stream=stream) as cf:
+                for chunk in cf.chunks():  # whole chunks: one queue item per pipe read
+                    self._queue.put(chunk)
+        except BaseException as exc:  # handed to batch(), with dumpcap's own words
             if self._proc.poll() is not None and self._proc.stderr is not None:
                 said = self._proc.stderr.read().decode(errors="replace").strip()
                 exc = CaptureError(said.splitlines()[-1] if said else str(exc))
@@ -207,10 +353,10 @@ class TsharkSource:
         finally:
             self._queue.put(None)
 
-    def frames(self, timeout: float) -> list[Frame]:
+    def batch(self, timeout: float) -> Chunk | None:
         import queue
 
-        out: list[Frame] = []
+        got: list[Chunk] = []
         try:
             item = self._queue.get(timeout=timeout)
             while True:
@@ -218,20 +364,41 @@ class TsharkSource:
                     raise CaptureError(f"dumpcap on {self.name}: {item}") from item
                 if item is None:
                     self._queue.put(None)  # keep the end marker for later calls
-                    if self._proc.poll() not in (None, 0):
+                    if not self._stopping and self._proc.poll() not in (None, 0):
                         err = (self._proc.stderr.read() if self._proc.stderr else b"").decode(errors="replace")
                         raise CaptureError(f"dumpcap on {self.name} failed: {err.strip()[:200]}")
                     break
-                out.extend(item)
-                if len(out) >= BATCH:
+                got.append(item)
+                if sum(len(c) for c in got) >= BATCH:
                     break
                 item = self._queue.get_nowait()
         except queue.Empty:
             pass
-        return out
+        return concat_chunks(got)
+
+    def stop_capture(self) -> None:
+        """Ask dumpcap to stop; the frames it still wrote come from ``batch`` until None."""
+        import subprocess
+
+        self._stopping = True
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._thread.join(timeout=10)
+        said = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+        # dumpcap's last words: "Packets received/dropped on interface 'lo': 10/0 (...)"
+        m = re.search(r"received/dropped on interface '[^']*': (\d+)/(\d+)", said)
+        if m:
+            self._counts = (int(m.group(1)), int(m.group(2)))
 
     def kernel_counts(self) -> tuple[int, int] | None:
-        return None
+        """libpcap's counts (the kernel's, from the ring), known once dumpcap stopped."""
+        counts, self._counts = self._counts, None
+        return counts
 
     def close(self) -> None:
         import subprocess
@@ -263,35 +430,31 @@ class ReplaySource:
         self._batch = batch
         self._file = CaptureFile(path)
         self._chunks = self._file.chunks()
-        self._pending: list[Frame] = []
+        self._pending: Chunk | None = None
         self._done = False
         self.linktype = 1
         self._load()
-        if self._pending:
-            self.linktype = self._linktype
+        if self._pending is not None and len(self._pending):
+            self.linktype = int(self._pending.linktype[0])
 
     def _load(self) -> None:
-        chunk = next(self._chunks, None)
-        if chunk is None:
+        self._pending = next(self._chunks, None)
+        if self._pending is None:
             self._done = True
-            return
-        buf = chunk.buf
-        self._linktype = int(chunk.linktype[0])
-        self._pending = [
-            (int(t), bytes(buf[o : o + c]), int(w))
-            for t, o, c, w in zip(chunk.ts_ns, chunk.off, chunk.caplen, chunk.wirelen, strict=True)
-        ]
 
-    def frames(self, timeout: float) -> list[Frame]:
-        if not self._pending and not self._done:
+    def batch(self, timeout: float) -> Chunk | None:
+        if (self._pending is None or not len(self._pending)) and not self._done:
             self._load()
-        out, self._pending = self._pending[: self._batch], self._pending[self._batch :]
+        if self._pending is None or not len(self._pending):
+            return None
+        out = slice_chunk(self._pending, 0, self._batch)
+        self._pending = slice_chunk(self._pending, self._batch, len(self._pending))
         return out
 
     @property
     def exhausted(self) -> bool:
         """Every frame of the file was handed out."""
-        return self._done and not self._pending
+        return self._done and (self._pending is None or not len(self._pending))
 
     def kernel_counts(self) -> tuple[int, int] | None:
         return None
@@ -300,36 +463,48 @@ class ReplaySource:
         self._file.close()
 
 
-def packets_from_frames(frames: list[Frame], linktype: int, first_index: int, stats: DecodeStats) -> Iterator[PacketRecord]:
-    """Decode a batch of frames with the vectorized decoder, as ``PacketRecord``s."""
+def frames_chunk(frames: list[Frame], linktype: int) -> Chunk | None:
+    """A batch of frames received one by one (a socket) as one ``Chunk``."""
     if not frames:
-        return
+        return None
     buf = b"".join(f[1] for f in frames)
     lens = np.fromiter((len(f[1]) for f in frames), dtype=np.int64, count=len(frames))
-    off = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    chunk = Chunk(
+    off = np.zeros(len(frames), dtype=np.int64)
+    np.cumsum(lens[:-1], out=off[1:])
+    return Chunk(
         buf=buf, off=off, caplen=lens,
         wirelen=np.fromiter((f[2] for f in frames), dtype=np.int64, count=len(frames)),
         ts_ns=np.fromiter((f[0] for f in frames), dtype=np.int64, count=len(frames)),
         linktype=np.full(len(frames), linktype, dtype=np.int32),
-        index=np.arange(first_index, first_index + len(frames), dtype=np.int64),
+        index=np.zeros(len(frames), dtype=np.int64),
     )  # fmt: skip
-    d = decode(chunk, stats)
 
-    for i in range(len(d.index)):
-        start = int(d.pay_off[i])
-        yield PacketRecord(
-            index=int(d.index[i]),
-            ts_ns=int(d.ts_ns[i]),
-            src=ip_text(bool(d.v6[i]), int(d.src_hi[i]), int(d.src_lo[i])),
-            dst=ip_text(bool(d.v6[i]), int(d.dst_hi[i]), int(d.dst_lo[i])),
-            sport=int(d.sport[i]),
-            dport=int(d.dport[i]),
-            proto=int(d.proto[i]),
-            flags=int(d.flags[i]),
-            payload_len=int(d.plen[i]),
-            payload=buf[start : start + min(int(d.pay_cap[i]), PAYLOAD_HEAD)],
-        )
+
+def slice_chunk(chunk: Chunk, start: int, stop: int) -> Chunk:
+    """Frames ``start:stop`` of ``chunk`` (views, same buffer)."""
+    return Chunk(
+        buf=chunk.buf, off=chunk.off[start:stop], caplen=chunk.caplen[start:stop],
+        wirelen=chunk.wirelen[start:stop], ts_ns=chunk.ts_ns[start:stop],
+        linktype=chunk.linktype[start:stop], index=chunk.index[start:stop],
+    )  # fmt: skip
+
+
+def concat_chunks(chunks: list[Chunk]) -> Chunk | None:
+    """One chunk of several (their buffers joined, offsets moved along)."""
+    if not chunks:
+        return None
+    if len(chunks) == 1:
+        return chunks[0]
+    bufs = [bytes(c.buf) for c in chunks]
+    starts = np.cumsum([0] + [len(b) for b in bufs[:-1]])
+    cat = np.concatenate
+    return Chunk(
+        buf=b"".join(bufs),
+        off=cat([c.off + s for c, s in zip(chunks, starts.tolist(), strict=True)]),
+        caplen=cat([c.caplen for c in chunks]), wirelen=cat([c.wirelen for c in chunks]),
+        ts_ns=cat([c.ts_ns for c in chunks]), linktype=cat([c.linktype for c in chunks]),
+        index=cat([c.index for c in chunks]),
+    )  # fmt: skip
 
 
 class _PcapWriter:
@@ -350,12 +525,11 @@ class _PcapWriter:
         self._fh.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, self.linktype))
         self.bytes = 24
 
-    def write(self, frames: list[Frame]) -> None:
+    def write(self, chunk: Chunk) -> None:
         assert self._fh is not None
-        for ts, data, wire in frames:
-            self._fh.write(struct.pack("<IIII", ts // 1_000_000_000, ts % 1_000_000_000, len(data), wire))
-            self._fh.write(data)
-            self.bytes += 16 + len(data)
+        records = _walk.pcap_records(chunk.buf, chunk.off, chunk.caplen, chunk.wirelen, chunk.ts_ns)
+        self._fh.write(records)
+        self.bytes += len(records)
 
     def close(self) -> None:
         if self._fh is not None:
@@ -408,7 +582,7 @@ class LiveCapture:
         self.opt = options
         self.status = status
         self.on_records = on_records
-        self.table = FlowTable()
+        self.table = ChunkedBuilder()
         self.result = LiveResult()
         self._stop = False
         self._seq = 0
@@ -473,6 +647,28 @@ class LiveCapture:
         )
         self.result.connections = self.table.created
 
+    def _account(self, chunk: Chunk) -> None:
+        if self._pcap is not None:
+            self._pcap.write(chunk)
+        first = self.result.packets + 1
+        chunk.index = np.arange(first, first + len(chunk), dtype=np.int64)
+        self.table.add(decode(chunk, self.result.stats), chunk.buf)
+        self._last_ts = max(self._last_ts, int(chunk.ts_ns.max()))
+        self.result.packets += len(chunk)
+
+    def _drain_source(self) -> None:
+        """A source with its own capture process: stop it and take what it still holds."""
+        stop = getattr(self.source, "stop_capture", None)
+        if stop is None:
+            return
+        stop()
+        while (chunk := self.source.batch(0.5)) is not None and len(chunk):
+            if self.opt.count is not None:
+                chunk = slice_chunk(chunk, 0, max(self.opt.count - self.result.packets, 0))
+                if not len(chunk):
+                    break
+            self._account(chunk)
+
     def run(self) -> LiveResult:
         """Capture until the duration, count, end of a replay, or SIGINT/SIGTERM."""
         if self.opt.out is not None:
@@ -488,18 +684,12 @@ class LiveCapture:
         last_size = 0
         try:
             while not self._stop:
-                frames = self.source.frames(POLL_S)
-                if self.opt.count is not None:
-                    frames = frames[: max(self.opt.count - self.result.packets, 0)]
-                if frames:
-                    if self._pcap is not None:
-                        self._pcap.write(frames)
-                    for p in packets_from_frames(
-                        frames, self.source.linktype, self.result.packets + 1, self.result.stats
-                    ):
-                        self.table.add(p)
-                    self._last_ts = max(self._last_ts, max(f[0] for f in frames))
-                    self.result.packets += len(frames)
+                chunk = self.source.batch(POLL_S)
+                if chunk is not None and self.opt.count is not None:
+                    chunk = slice_chunk(chunk, 0, max(self.opt.count - self.result.packets, 0))
+                frames = chunk is not None and len(chunk) > 0
+                if chunk is not None and frames:
+                    self._account(chunk)
                 now = time.time()
                 if self.opt.count is not None and self.result.packets >= self.opt.count:
                     break
@@ -516,6 +706,7 @@ class LiveCapture:
                     if next_rotation is not None:
                         next_rotation = now + self.opt.rotate_s  # type: ignore[operator]
         finally:
+            self._drain_source()
             self._rotate(final=True)
             self.source.close()
             for s, handler in old.items():

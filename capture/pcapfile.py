@@ -7,7 +7,8 @@ with different link types in one file).
 
 The reader never dissects packets: it yields ``Chunk``s, each a buffer plus numpy arrays
 of where every packet's data starts, its lengths, time and link type.  Memory is bounded
-by the chunk size, not the file size.
+by the chunk size, not the file size.  The walk over the records of a window runs in the
+compiled core ``capture/_walk.pyx``; this module keeps the files, windows and messages.
 """
 
 from __future__ import annotations
@@ -28,8 +29,17 @@ import numpy as np
 
 from capture.errors import CorruptCapture, InputError, NotACapture
 
-CHUNK_BYTES: Final = 32 << 20
-"""How much of the file is read at a time."""
+try:
+    from capture import _walk
+except ImportError as exc:  # pragma: no cover - a checkout that was never built
+    raise ImportError(
+        "egresslens' compiled capture core is not built: run `pip install -e .` "
+        "(or `make venv`) in the repository"
+    ) from exc
+
+CHUNK_BYTES: Final = 4 << 20
+"""How much of the file is read at a time: small enough that the decoder finds the
+headers the record walk just read still in the CPU's cache."""
 MAX_RECORD: Final = 64 << 20
 """A record or block claiming more than this is corrupt, whatever the snaplen says."""
 DEFAULT_MAX_CAPLEN: Final = 262_144
@@ -70,14 +80,6 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.off)
-
-
-def _head(chunk: Chunk, n: int) -> Chunk:
-    """The first ``n`` packets of ``chunk``."""
-    return Chunk(
-        buf=chunk.buf, off=chunk.off[:n], caplen=chunk.caplen[:n], wirelen=chunk.wirelen[:n],
-        ts_ns=chunk.ts_ns[:n], linktype=chunk.linktype[:n], index=chunk.index[:n],
-    )  # fmt: skip
 
 
 def display_name(path: str) -> str:
@@ -278,66 +280,29 @@ class CaptureFile:
         _maj, _min, _zone, _sig, snaplen, network = struct.unpack(endian + "HHiIII", header[4:])
         linktype = network & 0xFFFF  # bits 26-31 say whether frames carry an FCS, and its size
         limit = min(max(snaplen, DEFAULT_MAX_CAPLEN), MAX_RECORD)
-        incl_at = struct.Struct(endian + "I").unpack_from
-        dtype = np.dtype(endian + "u4")
+        big = endian == ">"
         for data, pos, n, last, base in self._windows(24, b""):
-            starts: list[int] = []
-            append = starts.append
-            # The hot loop only follows record lengths; the lengths are checked against
-            # the limit afterwards, vectorized over the whole window.
-            try:
-                while True:
-                    nxt = pos + 16 + incl_at(data, pos + 8)[0]
-                    if nxt > n:
-                        break
-                    append(pos)
-                    pos = nxt
-            except struct.error:  # fewer than 16 bytes left
-                pass
-            if pos + 16 <= n and incl_at(data, pos + 8)[0] > limit:
-                starts.append(pos)  # a length no window can satisfy: let the check name it
-            if starts:
-                chunk = self._pcap_chunk(data, starts, dtype, ns_per_unit, linktype)
-                bad = np.flatnonzero(chunk.caplen > limit)
-                if len(bad):
-                    i = int(bad[0])
-                    self.packets -= len(chunk) - i
-                    if i:
-                        yield _head(chunk, i)
-                    raise CorruptCapture(
-                        f"{self.name}: packet {int(chunk.index[i]):,} at byte offset "
-                        f"{base + int(chunk.off[i]) - 16:,}: record length "
-                        f"{int(chunk.caplen[i]):,} exceeds the snapshot length {snaplen:,}; "
-                        f"corrupt file, stopped after {self.packets:,} packets"
-                    )
-                yield chunk
-            self._stop = pos
+            stop, off, caplen, wirelen, ts_ns, bad = _walk.walk_pcap(
+                data, pos, n, big, limit, ns_per_unit
+            )
+            if len(off):
+                first = self.packets + 1
+                self.packets += len(off)
+                yield Chunk(
+                    buf=data, off=off, caplen=caplen, wirelen=wirelen, ts_ns=ts_ns,
+                    linktype=np.full(len(off), linktype, dtype=np.int32),
+                    index=np.arange(first, first + len(off), dtype=np.int64),
+                )  # fmt: skip
+            if bad >= 0:
+                raise CorruptCapture(
+                    f"{self.name}: packet {self.packets + 1:,} at byte offset "
+                    f"{base + stop:,}: record length {bad:,} exceeds the snapshot length "
+                    f"{snaplen:,}; corrupt file, stopped after {self.packets:,} packets"
+                )
+            self._stop = stop
             if last:
-                self._truncated("record", n - pos, base + pos)
+                self._truncated("record", n - stop, base + stop)
                 return
-
-    def _pcap_chunk(
-        self, data: Any, starts: list[int], dtype: np.dtype, ns_per_unit: int, linktype: int
-    ) -> Chunk:
-        pos = np.asarray(starts, dtype=np.int64)
-        raw = np.frombuffer(data, dtype=np.uint8)
-        # Gather the 16 header bytes column by column: a 2-D fancy index would build an
-        # int64 index 8x the size of the headers (256 MB for a window of empty records).
-        heads = np.empty((len(starts), 16), dtype=np.uint8)
-        for k in range(16):
-            heads[:, k] = raw[pos + k]
-        hdr = heads.view(dtype).astype(np.int64)
-        first = self.packets + 1
-        self.packets += len(starts)
-        return Chunk(
-            buf=data,
-            off=pos + 16,
-            caplen=hdr[:, 2],
-            wirelen=hdr[:, 3],
-            ts_ns=hdr[:, 0] * 1_000_000_000 + hdr[:, 1] * ns_per_unit,
-            linktype=np.full(len(starts), linktype, dtype=np.int32),
-            index=np.arange(first, first + len(starts), dtype=np.int64),
-        )
 
     # --- pcapng -------------------------------------------------------------------------
 
@@ -346,89 +311,73 @@ class CaptureFile:
         # Per interface of the current section: (linktype, snaplen, ns multiplier, divisor,
         # offset in ns); a new section header starts a new list.
         ifaces: list[tuple[int, int, int, int, int]] = []
+        table = _iface_table(ifaces)
         for data, pos, n, last, base in self._windows(0, self._magic):
-            offs: list[int] = []
-            caps: list[int] = []
-            wires: list[int] = []
-            times: list[int] = []
-            links: list[int] = []
+            parts: list[tuple[np.ndarray, ...]] = []
+            pending = 0  # packets walked in this window, not yet yielded
             error: CorruptCapture | None = None
-            try:
-                while pos + 12 <= n:
-                    if data[pos : pos + 4] == PCAPNG_SHB:
-                        bom = data[pos + 8 : pos + 12]
-                        if bom == b"\x4d\x3c\x2b\x1a":
-                            endian = "<"
-                        elif bom == b"\x1a\x2b\x3c\x4d":
-                            endian = ">"
-                        else:
-                            raise CorruptCapture(
-                                f"{self.name}: section header at byte offset {base + pos:,} has "
-                                f"a bad byte-order magic {bom!r}; corrupt file, stopped"
-                            )
-                    btype, blen = struct.unpack_from(endian + "II", data, pos)
-                    if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                        raise CorruptCapture(
-                            f"{self.name}: block at byte offset {base + pos:,} (after "
-                            f"{self.packets + len(offs):,} packets) has an impossible length "
-                            f"{blen:,}; corrupt file, stopped"
-                        )
-                    if pos + blen > n:
-                        break
-                    body = pos + 8
-                    if btype == 6 or btype == 2:  # Enhanced / obsolete Packet Block
-                        if btype == 6:
-                            iface, hi, lo, cap, wire = struct.unpack_from(
-                                endian + "IIIII", data, body
-                            )
-                        else:
-                            iface, _drops, hi, lo, cap, wire = struct.unpack_from(
-                                endian + "HHIIII", data, body
-                            )
-                        if iface >= len(ifaces) or cap > blen - 32:
-                            raise self._bad_block(base + pos, len(offs), iface, cap, ifaces)
-                        lt, _snap, mul, div, tsoff = ifaces[iface]
-                        ts = ((hi << 32) | lo) * mul // div + tsoff
-                        if not _TS_MIN <= ts <= _TS_MAX:
-                            raise CorruptCapture(
-                                f"{self.name}: packet {self.packets + len(offs) + 1:,} (block at "
-                                f"byte offset {base + pos:,}) has a timestamp outside the years "
-                                "1678-2262; corrupt file, stopped"
-                            )
-                        offs.append(body + 20)
-                        caps.append(cap)
-                        wires.append(wire)
-                        times.append(ts)
-                        links.append(lt)
-                    elif btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                        if not ifaces:
-                            raise self._bad_block(base + pos, len(offs), 0, 0, ifaces)
-                        (wire,) = struct.unpack_from(endian + "I", data, body)
-                        lt, snap, *_ = ifaces[0]
-                        offs.append(body + 4)
-                        caps.append(min(wire, blen - 16, snap or wire))
-                        wires.append(wire)
-                        times.append(0)
-                        links.append(lt)
-                    elif btype == 1:  # Interface Description Block
-                        ifaces.append(self._idb(data, body, pos + blen - 4, endian))
-                    elif btype == 0x0A0D0D0A:
-                        ifaces = []
-                    pos += blen
-            except CorruptCapture as exc:
-                error = exc  # the packets before it are still good: yield them first
-            if offs:
-                first = self.packets + 1
-                self.packets += len(offs)
-                yield Chunk(
-                    buf=data,
-                    off=np.asarray(offs, dtype=np.int64),
-                    caplen=np.asarray(caps, dtype=np.int64),
-                    wirelen=np.asarray(wires, dtype=np.int64),
-                    ts_ns=np.asarray(times, dtype=np.int64),
-                    linktype=np.asarray(links, dtype=np.int32),
-                    index=np.arange(first, first + len(offs), dtype=np.int64),
+            # The compiled walk takes every packet block; it stops at any other block
+            # (handled here, then it goes on), at the window's end, or at a bad block.
+            while True:
+                stop, why, *cols, iface, cap = _walk.walk_pcapng(
+                    data, pos, n, endian == ">", MAX_RECORD, *table
                 )
+                if len(cols[0]):
+                    parts.append(tuple(cols))
+                    pending += len(cols[0])
+                pos = stop
+                if why == _walk.STOP_END:
+                    break
+                if why == _walk.STOP_BAD_IFACE:
+                    error = self._bad_block(base + pos, pending, iface, cap, ifaces)
+                    break
+                if why == _walk.STOP_BAD_TIME:
+                    error = CorruptCapture(
+                        f"{self.name}: packet {self.packets + pending + 1:,} (block at "
+                        f"byte offset {base + pos:,}) has a timestamp outside the years "
+                        "1678-2262; corrupt file, stopped"
+                    )
+                    break
+                # A block the walk leaves to us: SHB, IDB, others; or an impossible length.
+                if data[pos : pos + 4] == PCAPNG_SHB:
+                    bom = data[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        endian = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        endian = ">"
+                    else:
+                        error = CorruptCapture(
+                            f"{self.name}: section header at byte offset {base + pos:,} has "
+                            f"a bad byte-order magic {bom!r}; corrupt file, stopped"
+                        )
+                        break
+                btype, blen = struct.unpack_from(endian + "II", data, pos)
+                if why == _walk.STOP_BAD_LEN or blen < 12 or blen % 4 or blen > MAX_RECORD:
+                    error = CorruptCapture(
+                        f"{self.name}: block at byte offset {base + pos:,} (after "
+                        f"{self.packets + pending:,} packets) has an impossible length "
+                        f"{blen:,}; corrupt file, stopped"
+                    )
+                    break
+                if pos + blen > n:
+                    break
+                if btype == 1:  # Interface Description Block
+                    ifaces.append(self._idb(data, pos + 8, pos + blen - 4, endian))
+                    table = _iface_table(ifaces)
+                elif btype == 0x0A0D0D0A:
+                    ifaces = []
+                    table = _iface_table(ifaces)
+                pos += blen
+            if pending:
+                first = self.packets + 1
+                self.packets += pending
+                off, caplen, wirelen, ts_ns, links = (
+                    np.concatenate(c) if len(parts) > 1 else c[0] for c in zip(*parts, strict=True)
+                )
+                yield Chunk(
+                    buf=data, off=off, caplen=caplen, wirelen=wirelen, ts_ns=ts_ns,
+                    linktype=links, index=np.arange(first, first + pending, dtype=np.int64),
+                )  # fmt: skip
             if error is not None:
                 raise error
             self._stop = pos
@@ -470,6 +419,32 @@ class CaptureFile:
                 base = struct.unpack(endian + "q", value)[0] * 1_000_000_000
             pos += 4 + length + (-length % 4)
         return linktype, snaplen, mul, div, base
+
+
+_DIV_MAX: Final = 1 << 100
+"""A timestamp divisor beyond this makes every time ``if_tsoffset`` exactly (units * 10^9
+stay below 2**94), so the compiled walk gets multiplier 0 and divisor 1 instead."""
+
+
+def _iface_table(ifaces: list[tuple[int, int, int, int, int]]) -> tuple[np.ndarray, ...]:
+    """The interfaces of a section as the arrays ``_walk.walk_pcapng`` takes."""
+    link, snap, mul, div_hi, div_lo, off_hi, off_lo = [], [], [], [], [], [], []
+    for lt, sn, m, d, o in ifaces:
+        if d > _DIV_MAX:
+            m, d = 0, 1
+        link.append(lt)
+        snap.append(sn)
+        mul.append(m)
+        div_hi.append(d >> 64)
+        div_lo.append(d & 0xFFFF_FFFF_FFFF_FFFF)
+        off_hi.append(o >> 64)  # |offset| < 2**93: the high half fits int64
+        off_lo.append(o & 0xFFFF_FFFF_FFFF_FFFF)
+    i64, u64 = np.int64, np.uint64
+    return (
+        np.array(link, dtype=i64), np.array(snap, dtype=i64), np.array(mul, dtype=i64),
+        np.array(div_hi, dtype=i64), np.array(div_lo, dtype=u64),
+        np.array(off_hi, dtype=i64), np.array(off_lo, dtype=u64),
+    )  # fmt: skip
 
 
 def is_capture(path: Path) -> bool:

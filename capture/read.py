@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -15,7 +13,7 @@ from capture.errors import CorruptCapture, InputError
 from capture.fastpath import decode
 from capture.flows import ChunkedBuilder, FlowTable, finalize
 from capture.packets import DecodeStats, PacketRecord
-from capture.pcapfile import CaptureFile, Chunk, display_name
+from capture.pcapfile import CaptureFile, display_name
 from capture.schema import SCHEMA
 
 Backend = Literal["fast", "scapy", "tshark"]
@@ -44,54 +42,13 @@ class ReadResult:
         )
 
 
-def _prefetch(chunks: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
-    """Run ``chunks`` in a thread, ``depth`` ahead of the consumer.
-
-    Walking record headers is a Python loop holding the GIL; decoding and building are
-    numpy and polars work that releases it, so on two cores the two overlap.  Errors
-    from the reader reach the consumer after the chunks before them.
-    """
-    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if stop.is_set():
-                    return
-                q.put(("chunk", chunk))
-            q.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            q.put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="egresslens-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = q.get()
-            if kind == "chunk":
-                yield item  # type: ignore[misc]
-            elif kind == "error":
-                raise item  # type: ignore[misc]
-            else:
-                return
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            worker.join(timeout=0.05)
-
-
 def _fast_aggregates(
     path: str, stats: DecodeStats, bpf: object, chunk_bytes: int | None
 ) -> tuple[pl.DataFrame, str | None]:
     builder = ChunkedBuilder()
     with CaptureFile(path, **({"chunk_bytes": chunk_bytes} if chunk_bytes else {})) as cf:
         try:
-            for chunk in _prefetch(cf.chunks()):
+            for chunk in cf.chunks():
                 keep = None
                 if bpf is not None:
                     buf = chunk.buf

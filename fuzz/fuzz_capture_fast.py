@@ -1,5 +1,11 @@
 """Fuzz ``capture.read.read_capture`` (fast backend) with capture file bytes.
 
+The fast backend is the compiled core (``capture/_walk.pyx``, ``_decode.pyx``,
+``_flows.pyx``): every input goes through its record walk, header decode and connection
+accounting.  atheris measures coverage of the Python code around it (the core is not
+built with coverage instrumentation), so the mutations are guided by the Python side;
+the core's own bounds checks turn any stray read into an ``IndexError``, a crash here.
+
 Beyond the invariant, two differential checks: the same bytes read through the gzip
 stream path (small windows, records carried across them) and through the memory-mapped
 path must give the same records and the same warnings or error (byte offsets included).

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("capture_fast", "capture_scapy", "inventory", "logs")
+TARGETS = ("capture_fast", "capture_core", "capture_scapy", "inventory", "logs")
 RUNS = int(os.environ.get("FUZZ_RUNS", "2000"))
 SECONDS = int(os.environ.get("FUZZ_SMOKE_SECONDS", "10"))
 """Whichever comes first: RUNS inputs or SECONDS of fuzzing (per target)."""

@@ -119,12 +119,36 @@ def test_synack_decides_the_originator_over_ports() -> None:
     assert (row["src_ip"], row["src_port"], row["dst_port"]) == (S, 1000, 50000)
 
 
-def test_a_flow_hash_collision_falls_back_to_the_exact_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import capture.flows as flows
+def test_thousands_of_flows_grow_the_table_and_stay_apart(tmp_path: Path) -> None:
+    # 5,000 DNS-like UDP flows, one query and one answer each: the compiled table starts
+    # at 4,096 slots and 1,024 connections, so it grows (and rehashes) several times.
+    rows = []
+    for i in range(5_000):
+        t = 1_700_000_000_000_000 + 10 * i
+        rows.append((t, C, S, 10_000 + i, 53, UDP, 0, b"q"))
+        rows.append((t + 5, S, C, 53, 10_000 + i, UDP, 0, b"answer"))
+    path = tmp_path / "many.pcap"
+    write_pcap(path, rows)
+    recs, _ = read_capture(str(path))
+    assert recs.height == 5_000
+    assert recs["src_port"].to_list() == list(range(10_000, 15_000))
+    assert set(recs["state"].to_list()) == {"established"}
+    assert (recs["orig_bytes"].sum(), recs["resp_bytes"].sum()) == (5_000, 30_000)
+    assert set(recs["orig_pkts"].to_list()) == set(recs["resp_pkts"].to_list()) == {1}
 
-    path = str(Path(__file__).resolve().parents[2] / "pcaps" / "sll_ns_be.pcap")
-    honest, _ = read_capture(path)
-    # Every flow hashing to the same value is the worst collision there is.
-    monkeypatch.setattr(flows, "_flow_hash", lambda: pl.lit(7, dtype=pl.UInt64))
-    collided, _ = read_capture(path)
-    assert_frame_equal(honest, collided)
+
+def test_ipv4_and_ipv6_with_the_same_integers_are_different_flows(tmp_path: Path) -> None:
+    # 203.0.113.5 and ::203.0.113.5 (::cb00:7105) hold the same 32 bits; so do the servers.
+    tcp = struct.pack("!HHIIBBHHH", 40000, 22, 1, 0, 0x50, SYN, 1024, 0, 0)
+    v4 = _ip(C, "192.0.2.1", TCP, tcp)
+    v6 = struct.pack("!IHBB", 0x60000000, len(tcp), TCP, 64) + bytes(12) + bytes([203, 0, 113, 5])
+    v6 += bytes(12) + bytes([192, 0, 2, 1]) + tcp
+    path = tmp_path / "mixed.pcap"
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+        for i, frame in enumerate([v4, v6, v4]):
+            fh.write(struct.pack("<IIII", 1_700_000_000, i, len(frame), len(frame)) + frame)
+    recs, _ = read_capture(str(path))
+    assert recs["src_ip"].to_list() == [C, "::cb00:7105"]
+    assert recs["dst_ip"].to_list() == ["192.0.2.1", "::c000:201"]
+    assert recs["orig_pkts"].to_list() == [2, 1]

@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from capture.errors import InterfaceError, UsageError
-from capture.live import LiveCapture, LiveOptions, ReplaySource, ScapySource, parse_rotate
+from capture.live import LiveCapture, LiveOptions, ReplaySource, RingSource, ScapySource, parse_rotate
 from capture.read import read_capture
 from capture.records import read_folder
 
@@ -75,9 +75,10 @@ def test_open_connections_are_rewritten_under_the_same_id(tmp_path: Path) -> Non
     assert states[:-1] == ["open"] * (len(states) - 1)
 
 
-def test_missing_interface_is_a_clear_error() -> None:
+@pytest.mark.parametrize("make", [RingSource, ScapySource], ids=["ring", "scapy"])
+def test_missing_interface_is_a_clear_error(make: type) -> None:
     with pytest.raises(InterfaceError, match="no such interface: el-nope0"):
-        ScapySource("el-nope0", None)
+        make("el-nope0", None)
 
 
 def _cli(*args: str) -> list[str]:
@@ -122,9 +123,10 @@ def _free_port() -> int:
 
 
 @ROOT_ONLY
-def test_live_on_loopback_with_kernel_filter(tmp_path: Path) -> None:
+@pytest.mark.parametrize("make", [RingSource, ScapySource], ids=["ring", "scapy"])
+def test_live_on_loopback_with_kernel_filter(tmp_path: Path, make: type) -> None:
     port = _free_port()
-    source = ScapySource("lo", f"tcp port {port}")
+    source = make("lo", f"tcp port {port}")
     opts = LiveOptions(out=tmp_path, rotate_s=None, duration_s=8, observer="lo-test")
     cap = LiveCapture(source, opts, status=lambda _: None)
     runner = threading.Thread(target=cap.run)
@@ -195,7 +197,7 @@ def test_unwritable_output_is_one_line_exit_2(tmp_path: Path) -> None:
 @ROOT_ONLY
 @pytest.mark.tshark
 @pytest.mark.skipif(__import__("shutil").which("tshark") is None, reason="tshark is not installed")
-def test_tshark_backend_gives_the_same_records_as_scapy(tmp_path: Path) -> None:
+def test_tshark_and_ring_backends_give_the_same_records_as_scapy(tmp_path: Path) -> None:
     from capture.live import TsharkSource
 
     port = _free_port()
@@ -203,7 +205,7 @@ def test_tshark_backend_gives_the_same_records_as_scapy(tmp_path: Path) -> None:
     caps = {
         name: LiveCapture(make("lo", f"tcp port {port}"), LiveOptions(out=tmp_path / name, rotate_s=None, duration_s=30),
                           status=lambda _: None)
-        for name, make in (("scapy", ScapySource), ("tshark", TsharkSource))
+        for name, make in (("scapy", ScapySource), ("tshark", TsharkSource), ("ring", RingSource))
     }  # fmt: skip
     runners = [threading.Thread(target=c.run) for c in caps.values()]
     for r in runners:
@@ -218,5 +220,6 @@ def test_tshark_backend_gives_the_same_records_as_scapy(tmp_path: Path) -> None:
     results = {name: read_folder(tmp_path / name) for name in caps}
     cols = ["src_ip", "src_port", "dst_ip", "dst_port", "proto", "service", "state", "orig_pkts", "resp_pkts",
             "orig_bytes", "resp_bytes", "ssh_client", "ssh_server"]  # fmt: skip
-    assert results["scapy"].height == results["tshark"].height == 2
+    assert results["scapy"].height == results["tshark"].height == results["ring"].height == 2
     assert_frame_equal(results["scapy"].select(cols), results["tshark"].select(cols))
+    assert_frame_equal(results["scapy"].select(cols), results["ring"].select(cols))
