@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from analyze.classify import classify
-from analyze.correlate import correlate
+from analyze.correlate import Correlation, correlate
 from analyze.evidence import EvidenceFile, load_evidence
 from analyze.findings import Finding, find
 from analyze.inventory import Allowlist, Inventory, load, load_allowlist
@@ -143,7 +143,30 @@ def run(
     predictions = predict(inv)
     allow = resolve_allowlist(inv, allowlist)
     ev = load_evidence(evidence, observer=observer, year=year, tz=tz)
-    merged = correlate(ev.records)
+    return analyze_records(
+        ev.records, inv, predictions, allow, since=since, until=until, vm=vm, src=src,
+        attributions=_attributions(from_vm or {}, ev.files), evidence=ev.files,
+        notes=list(inv.warnings) + ev.notes, errors=ev.errors,
+    )  # fmt: skip
+
+
+def classify_partition(
+    records: pl.DataFrame | pl.LazyFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    allow: Allowlist | None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    vm: str | None = None,
+    src: str | None = None,
+) -> tuple[pl.DataFrame, Correlation]:
+    """Correlate and classify one partition of evidence (all of it, or one observer's).
+
+    The store engines (``analyze.engine``) map this over observers; ``analyze_records``
+    calls it once on everything.
+    """
+    merged = correlate(records)
     rows = classify(merged.records, inv, predictions).collect()
     rows = _allowed(rows, allow)
     if since is not None:
@@ -154,22 +177,61 @@ def run(
         rows = rows.filter(_in_network(src))
     if vm is not None:
         rows = rows.filter(pl.col("candidate_vms").list.contains(vm))
+    return rows, merged
+
+
+def finish(
+    rows: pl.DataFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    allow: Allowlist | None,
+    *,
+    attributions: Mapping[str, str] | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    clock_offset: dt.timedelta | None = None,
+    notes: Sequence[str] = (),
+    errors: Sequence[str] = (),
+) -> Analysis:
+    """Classified rows (of one partition or many) -> findings and the ``Analysis``."""
     rows = rows.sort("ts", "src_ip", maintain_order=True)
-    attributions = _attributions(from_vm or {}, ev.files)
-    findings = find(rows, inv, predictions, allowlist=allow, attributions=attributions)
-    notes = list(inv.warnings) + ev.notes
+    findings = find(rows, inv, predictions, allowlist=allow, attributions=dict(attributions or {}))
     return Analysis(
         connections=rows,
         addresses=summarize_addresses(rows),
         findings=findings,
-        evidence=ev.files,
-        predictions=predictions,
+        evidence=list(evidence),
+        predictions=list(predictions),
         inventory=inv,
         allowlist=allow,
-        clock_offset=merged.clock_offset,
-        notes=notes,
-        errors=ev.errors,
+        clock_offset=clock_offset,
+        notes=list(notes),
+        errors=list(errors),
     )
+
+
+def analyze_records(
+    records: pl.DataFrame | pl.LazyFrame,
+    inventory: Inventory,
+    predictions: Sequence[Prediction],
+    allowlist: Allowlist | None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    vm: str | None = None,
+    src: str | None = None,
+    attributions: Mapping[str, str] | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    notes: Sequence[str] = (),
+    errors: Sequence[str] = (),
+) -> Analysis:
+    """Analyze connection records already loaded (from files or a store)."""
+    rows, merged = classify_partition(
+        records, inventory, predictions, allowlist, since=since, until=until, vm=vm, src=src
+    )
+    return finish(
+        rows, inventory, predictions, allowlist, attributions=attributions, evidence=evidence,
+        clock_offset=merged.clock_offset, notes=notes, errors=errors,
+    )  # fmt: skip
 
 
 def _in_network(spec: str) -> pl.Expr:
