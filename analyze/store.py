@@ -167,6 +167,7 @@ class Store:
     url: str
     options: dict[str, str] = field(default_factory=dict)
     _fs: Any = field(default=None, repr=False, compare=False)
+    _ready: bool = field(default=False, repr=False, compare=False)
 
     @classmethod
     def open(cls, url: str, options: Mapping[str, str] | None = None) -> Store:
@@ -191,6 +192,7 @@ class Store:
     def __setstate__(self, state: tuple[str, dict[str, str]]) -> None:
         self.url, self.options = state
         self._fs = None
+        self._ready = False
 
     @property
     def remote(self) -> bool:
@@ -211,22 +213,23 @@ class Store:
 
             o = self.options
             kwargs: dict[str, Any] = {"account_name": o.get("account_name")}
-            if "account_key" in o:
-                kwargs["account_key"] = o["account_key"]
-            if "sas_token" in o:
-                kwargs["sas_token"] = o["sas_token"]
-            if "endpoint" in o:
-                kwargs["account_host"] = o["endpoint"].split("://", 1)[1].split("/", 1)[0]
-                key = o.get("account_key", "")
+            if "endpoint" in o:  # Azurite or another endpoint: adlfs takes it in a connection string
+                secret = (
+                    f"AccountKey={o['account_key']};" if "account_key" in o
+                    else f"SharedAccessSignature={o['sas_token']};" if "sas_token" in o else ""
+                )  # fmt: skip
                 kwargs = {
                     "connection_string": (
                         f"DefaultEndpointsProtocol={o['endpoint'].split('://', 1)[0]};"
-                        f"AccountName={o.get('account_name', '')};AccountKey={key};"
-                        f"BlobEndpoint={o['endpoint']};"
+                        f"AccountName={o.get('account_name', '')};{secret}BlobEndpoint={o['endpoint']};"
                     )
                 }
-            if "account_key" not in o and "sas_token" not in o:
-                kwargs["anon"] = False  # DefaultAzureCredential
+            elif "account_key" in o:
+                kwargs["account_key"] = o["account_key"]
+            elif "sas_token" in o:
+                kwargs["sas_token"] = o["sas_token"]
+            else:
+                kwargs["anon"] = False  # DefaultAzureCredential: az login, managed identity
             self._fs = adlfs.AzureBlobFileSystem(**kwargs)
         return self._fs
 
@@ -245,9 +248,22 @@ class Store:
             return Path(self.uri(rel)).exists()
         return bool(self.fs.exists(self._blob_path(rel)))
 
+    def _container(self) -> None:
+        """Create the container on the first write to it (a new store)."""
+        if self._ready:
+            return
+        self._ready = True
+        container = self._blob_path("").split("/", 1)[0]
+        if not self.fs.exists(container):
+            try:
+                self.fs.mkdir(container)
+            except FileExistsError:  # another host created it meanwhile
+                pass
+
     def put_bytes(self, rel: str, data: bytes) -> None:
         """Write ``data`` at ``rel`` atomically (temporary name + rename; one put remote)."""
         if self.remote:
+            self._container()
             self.fs.pipe_file(self._blob_path(rel), data)
             return
         path = Path(self.uri(rel))
@@ -263,6 +279,7 @@ class Store:
     def put_parquet(self, rel: str, df: pl.DataFrame) -> None:
         """Write ``df`` as one Parquet object (polars' own object-store writer remote)."""
         if self.remote:
+            self._container()
             df.write_parquet(self.uri(rel), **self.polars_options())
             return
         buf = io.BytesIO()
