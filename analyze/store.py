@@ -498,7 +498,7 @@ def ingest_frame(store: Store, records: pl.DataFrame, *, name: str, observer: st
         return None
     first, last = (records["ts"].min(), records["ts"].max()) if records.height else (None, None)
     info = EvidenceFile(
-        path=name, kind="pcap", log_type=None, sha256=sha, size=len(buf.getvalue()),
+        path=name, kind="records", log_type=None, sha256=sha, size=len(buf.getvalue()),
         first_ts=first, last_ts=last, records=records.height, skipped=0, rejects=0,  # type: ignore[arg-type]
     )  # fmt: skip
     result = IngestResult()

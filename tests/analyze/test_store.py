@@ -305,3 +305,46 @@ def test_unknown_scheme_is_refused() -> None:
 
     with pytest.raises(UsageError, match="s3://b/x.*abfs://"):
         Store.open("s3://b/x")
+
+
+# --- capture live --store -------------------------------------------------------------
+
+
+def test_capture_live_writes_its_rotations_into_a_store(tmp_path: Path) -> None:
+    from capture.read import read_captures
+
+    pcap = ROOT / "pcaps" / "demo" / "webapp-vm.pcap"
+    url = str(tmp_path / "s")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "analyze", "capture", "live", "--replay", str(pcap), "--store", url,
+           "--observer", "web9", "--no-pcap"]  # fmt: skip
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=120).returncode == 0
+    st = Store.open(url)
+    assert [m.observer for m in st.manifests()] == ["web9"]
+    parts, _ = partitions(st)
+    from analyze.store import read_partition
+
+    stored = read_partition(st, parts[0])
+    expected = read_captures([str(pcap)]).records
+    key = ["ts", "src_ip", "src_port", "dst_port", "service", "orig_bytes", "resp_bytes"]
+    assert_frame_equal(stored.select(key).sort(key), expected.select(key).sort(key))
+    assert set(stored["observer"]) == {"web9"} and set(stored["evidence"].list.first()) == {"live"}
+
+
+def test_a_connection_rewritten_at_each_rotation_is_one_row_the_latest(tmp_path: Path) -> None:
+    from analyze.store import ingest_frame, read_partition
+    from tests.analyze.records_factory import frame, make_conn
+
+    st = Store.open(str(tmp_path / "s"))
+    first = make_conn(conn_id="Clong", state="open", duration=dt.timedelta(seconds=60), evidence=["live"], orig_pkts=10)
+    later = {**first, "state": "closed", "duration": dt.timedelta(seconds=95), "orig_pkts": 14}
+    other = make_conn(conn_id="Cother", evidence=["live"])
+    # The later rotation is ingested first: the store keeps the most complete row, not the last ingested.
+    ingest_frame(st, frame(later, other), name="live:eth0#2", observer="web1")
+    ingest_frame(st, frame(first), name="live:eth0#1", observer="web1")
+    assert ingest_frame(st, frame(first), name="live:eth0#1", observer="web1") is None  # the same batch again
+    parts, _ = partitions(st)
+    got = read_partition(st, parts[0])
+    assert sorted(got["conn_id"]) == ["Clong", "Cother"]
+    row = got.filter(pl.col("conn_id") == "Clong")
+    assert row["state"][0] == "closed" and row["duration"][0] == dt.timedelta(seconds=95)
