@@ -354,7 +354,7 @@ def _analyze_store(
         raise click.UsageError("give EVIDENCE... or --store URL, not both (ingest the files first)")
     if ray_address and engine != "ray":
         raise click.UsageError("--ray-address needs --engine ray")
-    from analyze.engine import analyze_store, tty_progress
+    from analyze.fleet import analyze_store, tty_progress
 
     names = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None
     result = analyze_store(

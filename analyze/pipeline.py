@@ -163,7 +163,7 @@ def classify_partition(
 ) -> tuple[pl.DataFrame, Correlation]:
     """Correlate and classify one partition of evidence (all of it, or one observer's).
 
-    The store engines (``analyze.engine``) map this over observers; ``analyze_records``
+    The store engines (``analyze.fleet``) map this over observers; ``analyze_records``
     calls it once on everything.
     """
     merged = correlate(records)

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from analyze.cli import cli
-from analyze.engine import OBJECT_STORE_BYTES, RAY_ENV, TASK_ENV, StoreRun, analyze_store
+from analyze.fleet import OBJECT_STORE_BYTES, RAY_ENV, TASK_ENV, StoreRun, analyze_store
 from analyze.pipeline import Analysis, run
 from analyze.store import Store, ingest
 from capture.errors import UsageError

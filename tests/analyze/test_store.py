@@ -1,4 +1,4 @@
-"""analyze.store + analyze.engine (local): ingest a fleet's evidence, analyze the store."""
+"""analyze.store + analyze.fleet (local): ingest a fleet's evidence, analyze the store."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from analyze.cli import cli
-from analyze.engine import StoreRun, analyze_store
+from analyze.fleet import StoreRun, analyze_store
 from analyze.pipeline import Analysis, run
 from analyze.store import Store, ingest, partitions
 from capture.errors import InputError
