@@ -420,18 +420,20 @@ def ingest(
         files = expand(real)
         for unit in _units(files):
             digests = {str(p): sha256_of(p) for p in unit}
-            if observer is not None:
-                todo = [p for p in unit if not store.exists(Store.manifest_name(observer, digests[str(p)]))]
-                for p in unit:
-                    if p not in todo:
-                        result.skipped.append((observer, named.get(str(p), str(p))))
+            todo = {str(p) for p in unit}
+            if observer is not None:  # the key is known before reading: skip what is there
+                todo = {k for k in todo if not store.exists(Store.manifest_name(observer, digests[k]))}
+                result.skipped += [(observer, named.get(str(p), str(p))) for p in unit if str(p) not in todo]
                 if not todo:
                     continue
+            # A rotated log set is read whole (the year of dateless lines depends on it).
             ev = load_evidence([str(p) for p in unit], observer=observer, year=year, tz=tz)
             result.notes.extend(ev.notes)
             result.errors.extend(ev.errors)
             info = {f.path: f for f in ev.files}
             for path, records in _by_file(unit, ev.records).items():
+                if path not in todo:
+                    continue
                 _ingest_file(
                     store, path, named.get(path, path), digests[path], info[path], records,
                     observer=observer, ingest_id=ingest_id, result=result,
@@ -453,6 +455,8 @@ def _ingest_file(
                 f"{shown}: {nameless.height:,} records name no observer (first: {where}); "
                 "a store partition needs one: use --observer NAME"
             )
+    if records.filter(pl.col("conn_id").is_null()).height:
+        raise InputError(f"{shown}: records without a conn_id have no identity in the store")
     if records.filter(pl.col("ts").is_null()).height:
         raise InputError(f"{shown}: records without a time cannot be partitioned by date")
     names = sorted(records["observer"].unique().to_list()) or ([observer] if observer else [])

@@ -348,3 +348,18 @@ def test_a_connection_rewritten_at_each_rotation_is_one_row_the_latest(tmp_path:
     assert sorted(got["conn_id"]) == ["Clong", "Cother"]
     row = got.filter(pl.col("conn_id") == "Clong")
     assert row["state"][0] == "closed" and row["duration"][0] == dt.timedelta(seconds=95)
+
+
+def test_a_log_set_half_ingested_completes_without_rewriting_the_rest(fleet: dict[str, Path], tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "auth.log.1").write_bytes((fleet["web1"] / "auth.log").read_bytes())
+    st = Store.open(str(tmp_path / "s"))
+    ingest([str(ev / "auth.log.1")], st, observer="web1")
+    before = snapshot(tmp_path / "s")
+    (ev / "auth.log").write_bytes((fleet["web2"] / "auth.log").read_bytes())
+    result = ingest([str(ev)], st, observer="web1")  # the rotated set is read whole
+    assert [Path(m.path).name for m in result.written] == ["auth.log"]
+    assert [Path(p).name for _, p in result.skipped] == ["auth.log.1"]
+    after = snapshot(tmp_path / "s")
+    assert {k: v for k, v in after.items() if k in before} == before
