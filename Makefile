@@ -10,7 +10,7 @@ SYS_CMDS := tcpdump:tcpdump tshark:tshark ip:iproute2 nft:nftables ethtool:ethto
 	sshd:openssh-server ssh:openssh-client rsyslogd:rsyslog nginx:nginx curl:curl \
 	chromium:chromium dot:graphviz
 
-.PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke
+.PHONY: demo test sysdeps venv bench clean fuzz fuzz-smoke azurite
 
 FUZZ_TARGETS := capture_fast capture_core capture_scapy inventory logs
 FUZZ_SECONDS ?= 60
@@ -33,7 +33,7 @@ sysdeps:
 $(BIN)/.installed: pyproject.toml setup.py $(wildcard capture/*.pyx capture/*.pxd)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,fleet]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -41,7 +41,14 @@ venv: $(BIN)/.installed
 demo: sysdeps venv
 	$(BIN)/egresslens demo
 
-test: sysdeps venv
+# Azurite (the Azure Storage emulator, npm) for the store tests; they skip without node.
+AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
+azurite:
+	@if [ -x $(AZURITE) ]; then :; elif command -v npm >/dev/null 2>&1; then \
+	  npm install -s --no-audit --no-fund --prefix .cache/azurite azurite; \
+	else echo "npm missing: the Azurite tests are skipped"; fi
+
+test: sysdeps venv azurite
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Each target for FUZZ_SECONDS; the corpus grows in fuzz/corpus/<target>/, crashes land in

@@ -423,8 +423,91 @@ def _emit_analysis(
     finish(status, findings)
 
 
-@cli.command("analyze")
+# --- the fleet store: ingest, analyze --store (issues 11, 12) ---------------------------
+
+
+def store_options(func: Any) -> Any:
+    """``analyze``'s options for a store: --store, --hosts, --engine, --ray-address."""
+    for option in reversed([
+        click.option("--store", "store_url", default=None, metavar="URL",
+                     help="Analyze this store (folder or abfs://CONTAINER/PATH) instead of EVIDENCE."),
+        click.option("--hosts", default=None, metavar="NAME[,NAME]",
+                     help="With --store: only these observers."),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="With --store: one process, or a Ray cluster."),
+        click.option("--ray-address", default=None, metavar="ADDR",
+                     help="With --engine ray: attach to this cluster (default: start a local one)."),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def _analyze_store(
+    evidence: tuple[str, ...], inventory: tuple[str, ...], allowlist: str | None,
+    attributions: dict[str, str], since: str | None, until: str | None, vm: str | None,
+    src: str | None, fmt: str | None, out: str | None, fail_on: str | None, *,
+    store_url: str | None, hosts: str | None, engine: str, ray_address: str | None,
+    what: str | None = None, strict: bool = False, full: bool = False, quiet: bool = False,
+) -> bool:  # fmt: skip
+    """Run ``analyze --store``; False when this is an analysis of files."""
+    if store_url is None:
+        if not evidence:
+            raise click.UsageError("give EVIDENCE... or --store URL")
+        for name, value in (("--hosts", hosts), ("--ray-address", ray_address)):
+            if value:
+                raise click.UsageError(f"{name} needs --store")
+        if engine != "local":
+            raise click.UsageError("--engine needs --store")
+        return False
+    if evidence:
+        raise click.UsageError("give EVIDENCE... or --store URL, not both (ingest the files first)")
+    if ray_address and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
+    from analyze.fleet import analyze_store, tty_progress
+
+    names = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None
+    result = analyze_store(
+        store_url, inventory, allowlist=allowlist, since=_when(since, "--since"),
+        until=_when(until, "--until"), vm=vm, src=src, hosts=names, from_vm=attributions,
+        engine=engine, ray_address=ray_address, progress=None if quiet else tty_progress(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    _emit_analysis(result, fmt, out, fail_on, what, strict, full=full, quiet=quiet)
+    return True
+
+
+@cli.command("ingest")
 @click.argument("evidence", nargs=-1, required=True, metavar="EVIDENCE...")
+@click.option("--store", "store_url", required=True, metavar="URL",
+              help="The store: a folder, or abfs://CONTAINER/PATH (credentials from AZURE_* variables).")
+@click.option("--observer", default=None, metavar="NAME",
+              help="Observer of every record (default: each record's own; none is an error).")
+@click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
+@click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
+@fail_cleanly
+def ingest_cmd(evidence: tuple[str, ...], store_url: str, observer: str | None, year: int | None, tz: str) -> None:
+    """Append EVIDENCE's connection records to a store, partitioned by observer and day
+    (the same file again for the same observer is a no-op)."""
+    from analyze.store import Store, ingest
+    from capture.cli import note
+
+    result = ingest(evidence, Store.open(store_url), observer=observer, year=year, tz=tz)
+    for message in result.notes:
+        note(f"note: {message}")
+    for who, path in result.skipped:
+        note(f"note: {path}: already in the store for observer {who}; skipped")
+    parts = sum(len(m.parts) for m in result.written)
+    note(
+        f"ingested {len(result.written)} evidence files ({result.records:,} records, {parts} parts), "
+        f"{len(result.skipped)} already there -> {store_url}"
+    )
+    for message in result.errors:
+        click.echo(f"Error: {message}", err=True)
+    if result.errors:
+        raise SystemExit(2)
+
+
+@cli.command("analyze")
+@click.argument("evidence", nargs=-1, required=False, metavar="EVIDENCE...")
 @click.option("--inventory", "inventory", multiple=True, required=True, metavar="SRC",
               help="Inventory sources: YAML, az / ARM JSON, Service Tags, allowlists (repeat).")
 @click.option("--allowlist", default=None, metavar="NAME|FILE",
@@ -453,6 +536,7 @@ def _emit_analysis(
 @click.option("--observer", default=None, help="Host name for evidence that names none.")
 @click.option("--year", type=int, default=None, help="Year of syslog lines without one.")
 @click.option("--tz", default="UTC", show_default=True, help="Zone of syslog times without one.")
+@store_options
 @force_option
 @fail_cleanly
 def analyze_cmd(
@@ -460,7 +544,7 @@ def analyze_cmd(
     from_vm: tuple[str, ...], since: str | None, until: str | None, vm: str | None,
     src: str | None, fmt: str | None, what: str | None, out: str | None, fail_on: str | None,
     log_type: str, strict: bool, top: int, full: bool, quiet: bool, observer: str | None,
-    year: int | None, tz: str,
+    year: int | None, tz: str, **fleet: Any,
 ) -> None:
     """Classify every inbound connection's source address, check it against the inventory's
     predictions and the allowlist, and report incidents with their fixes (-o DIR/: a
@@ -475,6 +559,9 @@ def analyze_cmd(
         if not sep or not name or not path:
             raise click.BadParameter(f"use VM=PATH, not {item!r}", param_hint="--from")
         attributions[path] = name
+    if _analyze_store(evidence, inventory, allowlist, attributions, since, until, vm, src, fmt, out, fail_on,
+                      what=what, strict=strict, full=full, quiet=quiet, **fleet):  # fmt: skip
+        return
     with _Progress(quiet) as progress:
         result = run(
             evidence, inventory, allowlist=allowlist, since=_when(since, "--since"),

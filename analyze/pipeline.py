@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from analyze.classify import AddressIndex, address_table, classify, own_addresses, parse_addresses
-from analyze.correlate import correlate
+from analyze.correlate import Correlation, correlate
 from analyze.evidence import Evidence, EvidenceFile, load_evidence
 from analyze.findings import TOP_N, Finding, incidents
 from analyze.inventory import Allowlist, Inventory, load, load_allowlist
@@ -181,6 +181,32 @@ def analyze_records(
     Raises:
         UsageError: ``src`` is not an address or CIDR.
     """
+    classified, addresses = classify_records(
+        records, inv, predictions, allowlist=allowlist, since=since, until=until, vm=vm, src=src,
+        index=index, progress=progress,
+    )  # fmt: skip
+    return roll_up(
+        classified, addresses, inv, predictions, allowlist=allowlist, attributions=attributions, top=top,
+        index=index, evidence=evidence, notes=notes, errors=errors, clock_offset=clock_offset, progress=progress,
+    )  # fmt: skip
+
+
+def classify_records(
+    records: pl.LazyFrame | pl.DataFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    *,
+    allowlist: Allowlist | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    vm: str | None = None,
+    src: str | None = None,
+    index: AddressIndex | None = None,
+    progress: Progress | None = None,
+) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """Correlated records -> (the plan of the classified rows, the distinct addresses' table),
+    with the filters pushed down (``--vm`` after classifying). Arguments as for
+    ``analyze_records``."""
     say = progress or (lambda _text: None)
     lf = records.lazy()
     if since is not None:
@@ -197,6 +223,28 @@ def analyze_records(
     classified = classify(lf, inv, predictions, index=index, addresses=addresses, own=own)
     if vm is not None:
         classified = classified.filter(pl.col("candidate_vms").list.contains(pl.lit(vm)))
+    return classified, addresses
+
+
+def roll_up(
+    classified: pl.LazyFrame,
+    addresses: pl.DataFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    *,
+    allowlist: Allowlist | None = None,
+    attributions: Mapping[str, str] | None = None,
+    top: int = TOP_N,
+    index: AddressIndex | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    notes: Sequence[str] = (),
+    errors: Sequence[str] = (),
+    clock_offset: dt.timedelta | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Classified rows and their addresses' table -> incidents and the ``Analysis``."""
+    say = progress or (lambda _text: None)
+    index = index or AddressIndex.build(inv, predictions)
     found = incidents(classified, inv, predictions, allowlist=allowlist, attributions=attributions,
                       index=index, top=top, address_info=addresses)  # fmt: skip
     n = int(found.addresses.get_column("connections").sum() or 0)
@@ -215,6 +263,54 @@ def analyze_records(
         top=top,
         n_connections=n,
     )
+
+
+# --- the store engines (analyze.fleet): one partition at a time, then one roll-up ----------
+
+
+def classify_partition(
+    records: pl.DataFrame | pl.LazyFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    allow: Allowlist | None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    vm: str | None = None,
+    src: str | None = None,
+    index: AddressIndex | None = None,
+) -> tuple[pl.DataFrame, Correlation]:
+    """Correlate and classify one partition of evidence (one observer's): what
+    ``analyze.fleet`` maps over partitions, locally or on Ray."""
+    merged = correlate(records)
+    classified, _ = classify_records(
+        merged.records, inv, predictions, allowlist=allow, since=since, until=until, vm=vm, src=src, index=index
+    )
+    return classified.collect(), merged
+
+
+def finish(
+    rows: pl.DataFrame,
+    inv: Inventory,
+    predictions: Sequence[Prediction],
+    allow: Allowlist | None,
+    *,
+    attributions: Mapping[str, str] | None = None,
+    evidence: Sequence[EvidenceFile] = (),
+    clock_offset: dt.timedelta | None = None,
+    notes: Sequence[str] = (),
+    errors: Sequence[str] = (),
+    top: int = TOP_N,
+    index: AddressIndex | None = None,
+) -> Analysis:
+    """The partitions' classified rows together -> incidents and the ``Analysis``."""
+    index = index or AddressIndex.build(inv, predictions)
+    distinct = rows.lazy().select(pl.col("src_ip").fill_null("").alias("ip")).unique()
+    addresses = address_table(distinct, index, allow).collect()
+    return roll_up(
+        rows.lazy(), addresses, inv, predictions, allowlist=allow, attributions=attributions, top=top,
+        index=index, evidence=evidence, notes=notes, errors=errors, clock_offset=clock_offset,
+    )  # fmt: skip
 
 
 def _src_filter(lf: pl.LazyFrame, spec: str) -> pl.LazyFrame:

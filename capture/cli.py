@@ -269,11 +269,13 @@ def _read_inputs(
 @click.option("--observer", default=None, help="Host name recorded as observer (default: this host).")
 @click.option("--pcap/--no-pcap", default=True, show_default=True, help="Also keep the raw packets as rotating pcaps.")
 @click.option("--replay", default=None, hidden=True, help="Replay a saved capture as if live (testing).")
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="Also ingest each rotation into this store (folder or abfs://), as --observer.")
 @fail_cleanly
 def live_cmd(
     iface: str | None, ports: str | None, bpf: str | None, out_dir: str | None, rotate: str,
     duration: str | None, count: int | None, backend: str, user: str | None,
-    observer: str | None, pcap: bool, replay: str | None,
+    observer: str | None, pcap: bool, replay: str | None, store_url: str | None = None,
 ) -> None:
     """Capture live on the destination host into a records folder (Ctrl-C stops cleanly)."""
     import socket
@@ -304,9 +306,24 @@ def live_cmd(
         count=count, observer=observer or socket.gethostname(), pcap=pcap and out is not None,
         ports=port_set,
     )  # fmt: skip
-    result = live.LiveCapture(source, options).run()
+    result = live.LiveCapture(source, options, on_records=_store_sink(store_url, options.observer, source.name)).run()
     note(
         f"{result.packets:,} packets, {result.connections:,} connections, "
         f"kernel: {result.kernel_received:,} received, {result.kernel_dropped:,} dropped"
         + (f" -> {out}" if out else "")
     )
+
+
+def _store_sink(url: str | None, observer: str | None, name: str) -> Any:
+    """``capture live --store``: each rotation's records go into the store (issue 11)."""
+    if url is None:
+        return None
+    from analyze.store import Store, ingest_frame  # the store lives with analyze; imported only here
+
+    store = Store.open(url)
+    seq = iter(range(1, 1 << 62))
+
+    def sink(records: Any) -> None:
+        ingest_frame(store, records, name=f"live:{name}#{next(seq)}", observer=observer or "")
+
+    return sink
