@@ -224,7 +224,7 @@ def test_cli_analyze_store_engine_ray(local_store: str, raw: Analysis, ray_clust
     res = CliRunner().invoke(cli, ["analyze", "--store", local_store, "--engine", "ray", *inv, "--format", "json",
                                    "-o", str(tmp_path / "r.json")])  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert f"{raw.connections.height:,} connections" in res.output
+    assert f"{raw.connections.height:,} connection(s)" in res.output
 
 
 def test_a_local_store_with_a_remote_cluster_is_refused(local_store: str) -> None:
