@@ -21,7 +21,8 @@ import polars as pl
 
 from analyze.findings import SEVERITIES
 from capture.output import (
-    atomic_write_bytes, atomic_write_parquet, check_overwrite, escape_control, flatten, render_table, to_json_rows,
+    atomic_write_bytes, atomic_write_parquet, check_overwrite, escape_control, format_bytes, render_table,
+    to_json_rows,
 )  # fmt: skip
 
 if TYPE_CHECKING:
@@ -79,35 +80,13 @@ def to_json(a: Analysis) -> dict[str, Any]:
     }
 
 
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-
-def guard_csv(df: pl.DataFrame) -> pl.DataFrame:
-    """Prefix text cells a spreadsheet would evaluate (``=``, ``+``, ``-``, ``@``) with ``'``."""
-    exprs = []
-    for name, dtype in df.schema.items():
-        if dtype == pl.String:
-            col = pl.col(name)
-            risky = pl.lit(False)
-            for ch in _FORMULA_START:
-                risky = risky | col.str.starts_with(ch)
-            exprs.append(pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name))
-        else:
-            exprs.append(pl.col(name))
-    return df.select(exprs)
-
-
 def render(a: Analysis, fmt: ReportFormat, *, full: bool = False) -> bytes:
     """The report in ``fmt``; CSV and Parquet hold the classified connection rows (with
     their ``findings`` ids); ``full``: the terminal view without its per-section limits."""
     if fmt == "json":
         return (json.dumps(to_json(a), indent=2, ensure_ascii=False) + "\n").encode()
-    if fmt == "csv":
-        return guard_csv(flatten(a.connections)).write_csv().encode()
-    if fmt == "parquet":
-        buf = io.BytesIO()
-        a.connections.write_parquet(buf)
-        return buf.getvalue()
+    if fmt in ("csv", "parquet"):
+        return format_bytes(a.connections, fmt, None)  # the one writer (its CSV formula guard)
     if fmt == "html":
         return _html(a).encode()
     return render_text(a, full=full).encode()

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from analyze.classify import classify
-from analyze.findings import Finding, find
+from analyze.findings import find
 from analyze.inventory import Allowlist, Inventory
 from analyze.predict import Prediction
 from analyze.sources import detect_type, read_logs
@@ -86,7 +86,9 @@ class Watcher:
     allowlist: Allowlist | None
     emit: Callable[[str], None]
     seen: list[pl.DataFrame] = field(default_factory=list)
-    reported: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    reported: set[tuple[object, ...]] = field(default_factory=set)
+    """Incidents printed, by their roll-up key and severity: a new address joining one is
+    not a new incident, a higher severity is."""
     connections: int = 0
 
     def records(self, records: pl.DataFrame) -> None:
@@ -100,7 +102,8 @@ class Watcher:
         self.seen.append(rows)
         everything = pl.concat(self.seen, how="diagonal_relaxed")
         for f in find(everything, self.inventory, self.predictions, allowlist=self.allowlist):
-            key = (f.kind, tuple(sorted(f.src_ips)))
+            key = (f.kind, f.severity, f.egress_class, f.via, f.resource, f.allowlist, f.vms, f.destination,
+                   f.services if f.kind == "auth_failures" else ())  # fmt: skip
             if key not in self.reported:
                 self.reported.add(key)
                 self.emit(f"FINDING [{f.severity}] {f.kind}: {f.message}")

@@ -10,7 +10,7 @@ JSON / YAML path of the offending value.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from analyze.inventory.model import canon_id

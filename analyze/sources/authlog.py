@@ -35,7 +35,6 @@ from analyze.sources._common import (
     conform,
     empty_scan,
     enum_lookup,
-    lookup,
     origin,
     rejects_of,
     scan_lines,

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
