@@ -31,13 +31,9 @@ import numpy as np
 from capture.packets import DecodeStats
 from capture.pcapfile import Chunk
 
-try:
-    from capture import _decode
-except ImportError as exc:  # pragma: no cover - a checkout that was never built
-    raise ImportError(
-        "egresslens' compiled capture core is not built: run `pip install -e .` "
-        "(or `make venv`) in the repository"
-    ) from exc
+from capture.core import compiled
+
+_decode = compiled("_decode")
 
 SUPPORTED_LINKTYPES: Final = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 239, 276})
 

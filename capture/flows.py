@@ -38,13 +38,9 @@ from capture.fastpath import Decoded
 from capture.packets import ACK, FIN, PAYLOAD_HEAD, RST, SYN, TCP, PacketRecord, ip_text
 from capture.schema import SCHEMA
 
-try:
-    from capture import _flows
-except ImportError as exc:  # pragma: no cover - a checkout that was never built
-    raise ImportError(
-        "egresslens' compiled capture core is not built: run `pip install -e .` "
-        "(or `make venv`) in the repository"
-    ) from exc
+from capture.core import compiled
+
+_flows = compiled("_flows")
 
 AGG_SCHEMA: Final = pl.Schema(
     {

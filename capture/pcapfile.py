@@ -29,13 +29,9 @@ import numpy as np
 
 from capture.errors import CorruptCapture, InputError, NotACapture
 
-try:
-    from capture import _walk
-except ImportError as exc:  # pragma: no cover - a checkout that was never built
-    raise ImportError(
-        "egresslens' compiled capture core is not built: run `pip install -e .` "
-        "(or `make venv`) in the repository"
-    ) from exc
+from capture.core import compiled
+
+_walk = compiled("_walk")
 
 CHUNK_BYTES: Final = 4 << 20
 """How much of the file is read at a time: small enough that the decoder finds the
