@@ -181,6 +181,7 @@ def analyze_records(
     Raises:
         UsageError: ``src`` is not an address or CIDR.
     """
+    index = index or AddressIndex.build(inv, predictions)  # once, for both steps
     classified, addresses = classify_records(
         records, inv, predictions, allowlist=allowlist, since=since, until=until, vm=vm, src=src,
         index=index, progress=progress,
