@@ -354,7 +354,7 @@ def _scan_records(paths: Sequence[str]) -> Evidence | None:
         InputError: a file that is not in the record schema.
     """
     from analyze.evidence import expand, sha256_of
-    from capture.errors import InputError
+    from capture.records import scan_records_file
     from capture.schema import SCHEMA
 
     files = expand(paths)
@@ -363,17 +363,7 @@ def _scan_records(paths: Sequence[str]) -> Evidence | None:
     out = Evidence(records=SCHEMA.to_frame())
     scans = []
     for seq, path in enumerate(files):
-        try:
-            names = pl.scan_parquet(path).collect_schema().names()
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
-        missing = [c for c in SCHEMA.names() if c not in names and c != "src_host"]
-        if missing:
-            raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
-        scan = pl.scan_parquet(path)
-        if "src_host" not in names:  # written before the column existed: no host names
-            scan = scan.with_columns(src_host=pl.lit(None, pl.String))
-        scan = scan.select(SCHEMA.names()).cast(dict(SCHEMA))
+        scan = scan_records_file(path)
         n, first, last = scan.select(pl.len(), pl.col("ts").min().alias("_first"), pl.col("ts").max().alias("_last")).collect().row(0)
         out.files.append(EvidenceFile(
             path=str(path), kind="records", log_type=None, sha256=sha256_of(path), size=path.stat().st_size,

@@ -25,22 +25,38 @@ def record_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
 
 
+def scan_records_file(path: Path) -> pl.LazyFrame:
+    """One Parquet records file as a scan, checked against and cast to the record schema
+    (only its metadata is read here).
+
+    Raises:
+        InputError: not readable as Parquet, or not in the record schema.
+    """
+    try:
+        scan = pl.scan_parquet(path)
+        names = scan.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
+    if "src_host" not in names:  # written before the column existed: no host names
+        scan = scan.with_columns(src_host=pl.lit(None, pl.String))
+        names.append("src_host")
+    missing = [c for c in SCHEMA.names() if c not in names]
+    if missing:
+        raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
+    return scan.select(SCHEMA.names()).cast(dict(SCHEMA))
+
+
 def read_records_file(path: Path) -> pl.DataFrame:
     """One Parquet records file, checked against and cast to the record schema.
 
     Raises:
         InputError: not readable as Parquet, or not in the record schema.
     """
+    scan = scan_records_file(path)
     try:
-        frame = pl.read_parquet(path)
+        return scan.collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet records file: {exc}") from exc
-    if "src_host" not in frame.columns:  # written before the column existed: no host names
-        frame = frame.with_columns(src_host=pl.lit(None, pl.String))
-    missing = [c for c in SCHEMA.names() if c not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: not in the record schema (missing {', '.join(missing)})")
-    return frame.select(SCHEMA.names()).cast(dict(SCHEMA))
 
 
 def read_folder(folder: Path) -> pl.DataFrame:
